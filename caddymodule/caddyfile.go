@@ -1,0 +1,121 @@
+package caddymodule
+
+import (
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("p2pxhr", parseCaddyfile)
+	// After encode, so compression wraps us; before templates, reverse_proxy
+	// and file_server, so we wrap the origin's responses.
+	httpcaddyfile.RegisterDirectiveOrder("p2pxhr", httpcaddyfile.Before, "templates")
+}
+
+// subdirectives lists what the p2pxhr block accepts, for error messages.
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit"
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	p2pxhr {
+//	    prefix           <path>
+//	    paths            <patterns...>
+//	    min_size         <size>
+//	    max_size         <size>
+//	    block_size       <size>
+//	    cache_size       <size>|off
+//	    http_rate_limit  <size>[/s]
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.Errf("p2pxhr takes no arguments on its line, got %q; put options in a block", d.Val())
+	}
+	for d.NextBlock(0) {
+		name := d.Val()
+		switch name {
+		case "prefix":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Prefix = d.Val()
+		case "paths":
+			h.Paths = append(h.Paths, d.RemainingArgs()...)
+			if len(h.Paths) == 0 {
+				return d.Errf("paths needs at least one pattern, such as *.mp4 or /downloads/*")
+			}
+			continue
+		case "min_size":
+			v, err := sizeArg(d, name)
+			if err != nil {
+				return err
+			}
+			h.MinSize = &v
+		case "max_size":
+			v, err := sizeArg(d, name)
+			if err != nil {
+				return err
+			}
+			h.MaxSize = v
+		case "block_size":
+			v, err := sizeArg(d, name)
+			if err != nil {
+				return err
+			}
+			h.BlockSize = int(v)
+		case "cache_size":
+			if !d.NextArg() {
+				return d.Errf("cache_size needs a size such as 256MiB, or off")
+			}
+			if d.Val() == "off" {
+				h.CacheSize = -1
+				break
+			}
+			v, err := parseSize(d, name)
+			if err != nil {
+				return err
+			}
+			h.CacheSize = v
+		case "http_rate_limit":
+			v, err := sizeArg(d, name)
+			if err != nil {
+				return err
+			}
+			h.HTTPRateLimit = v
+		default:
+			return d.Errf("unknown p2pxhr subdirective %q; expected one of: %s", name, subdirectives)
+		}
+		if d.NextArg() {
+			return d.Errf("%s takes one value, got an extra %q", name, d.Val())
+		}
+	}
+	return nil
+}
+
+// sizeArg reads one byte size such as 256KiB, 4GiB or 2MB/s.
+func sizeArg(d *caddyfile.Dispenser, name string) (int64, error) {
+	if !d.NextArg() {
+		return 0, d.Errf("%s needs a size such as 256KiB", name)
+	}
+	return parseSize(d, name)
+}
+
+// parseSize parses the current token as a byte size.
+func parseSize(d *caddyfile.Dispenser, name string) (int64, error) {
+	raw := strings.TrimSuffix(d.Val(), "/s")
+	n, err := humanize.ParseBytes(raw)
+	if err != nil || n > 1<<50 {
+		return 0, d.Errf("%s: %q is not a size; expected a byte size such as 256KiB, 4GiB or 2MB", name, d.Val())
+	}
+	return int64(n), nil
+}

@@ -1,0 +1,190 @@
+// Package caddymodule is the Caddy side of P2PXHR: the http.handlers.p2pxhr
+// handler and its Caddyfile directive. It owns the routes under the prefix,
+// manifest building and caching, range serving, rate limiting and the
+// wiring of the coordinator and the HTML injector. It is the only package
+// besides cmd/ that may import Caddy.
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/p2pxhr/p2pxhr/protocol"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the handler's configuration.
+const (
+	DefaultPrefix    = "/_p2pxhr/"
+	DefaultMinSize   = 256 << 10
+	DefaultMaxSize   = 4 << 30
+	DefaultCacheSize = 256 << 20
+)
+
+// Handler makes the site's large public files shareable between its
+// visitors: it serves manifests, the browser client and the coordinator
+// under Prefix, and passes every other request to the next handler.
+type Handler struct {
+	// Prefix of the module's own routes. Default: /_p2pxhr/.
+	Prefix string `json:"prefix,omitempty"`
+
+	// Paths which resources may be shared, as Caddy path matcher patterns
+	// (`*.mp4`, `/downloads/*`). Default: every GET resource of at least
+	// MinSize bytes.
+	Paths []string `json:"paths,omitempty"`
+
+	// MinSize is the smallest resource shared, in bytes. Default: 256KiB.
+	MinSize *int64 `json:"min_size,omitempty"`
+
+	// MaxSize is the largest resource shared, in bytes. Default: 4GiB.
+	MaxSize int64 `json:"max_size,omitempty"`
+
+	// BlockSize is the unit of hashing and exchange, between 16KiB and
+	// 4MiB. Default: 256KiB.
+	BlockSize int `json:"block_size,omitempty"`
+
+	// CacheSize bounds the on-disk cache used to answer Range requests
+	// when the upstream ignores Range. Default: 256MiB; a negative value
+	// turns the cache off.
+	CacheSize int64 `json:"cache_size,omitempty"`
+
+	// HTTPRateLimit caps the bytes per second the module lets through for
+	// shareable resources, shared by all visitors: a way to play a loaded
+	// server in staging and demos. Zero means no limit.
+	HTTPRateLimit int64 `json:"http_rate_limit,omitempty"`
+
+	logger    *zap.Logger
+	paths     caddyhttp.MatchPath
+	manifests *manifestService
+	ranges    *rangeCache
+	limiter   *byteLimiter
+	client    *clientAsset
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.p2pxhr",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision fills defaults and sets up the handler's parts.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	fillDefaults(h)
+	if len(h.Paths) > 0 {
+		h.paths = caddyhttp.MatchPath(h.Paths)
+		if err := h.paths.Provision(ctx); err != nil {
+			return fmt.Errorf("p2pxhr: paths: %w", err)
+		}
+	}
+	h.limiter = newByteLimiter(h.HTTPRateLimit)
+	h.manifests = newManifestService(h)
+	if h.CacheSize > 0 {
+		rc, err := newRangeCache(rangeCacheDir(), h.CacheSize, h.logger)
+		if err != nil {
+			return fmt.Errorf("p2pxhr: range cache: %w", err)
+		}
+		h.ranges = rc
+	}
+	client, err := loadClientAsset()
+	if err != nil {
+		return fmt.Errorf("p2pxhr: client: %w", err)
+	}
+	h.client = client
+	return nil
+}
+
+// fillDefaults sets every option left unset to its default.
+func fillDefaults(h *Handler) {
+	if h.Prefix == "" {
+		h.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(h.Prefix, "/") {
+		h.Prefix += "/"
+	}
+	if h.MinSize == nil {
+		v := int64(DefaultMinSize)
+		h.MinSize = &v
+	}
+	if h.MaxSize == 0 {
+		h.MaxSize = DefaultMaxSize
+	}
+	if h.BlockSize == 0 {
+		h.BlockSize = protocol.DefaultBlockSize
+	}
+	if h.CacheSize == 0 {
+		h.CacheSize = DefaultCacheSize
+	}
+}
+
+// Validate checks the configuration once defaults are filled.
+func (h *Handler) Validate() error {
+	if !strings.HasPrefix(h.Prefix, "/") || strings.ContainsAny(h.Prefix, "*?#% ") || h.Prefix == "/" {
+		return fmt.Errorf("p2pxhr: prefix %q must be a path like /_p2pxhr/ (not /, no wildcards)", h.Prefix)
+	}
+	if h.BlockSize < protocol.MinBlockSize || h.BlockSize > protocol.MaxBlockSize {
+		return fmt.Errorf("p2pxhr: block_size %d outside %d..%d bytes (16KiB..4MiB)", h.BlockSize, protocol.MinBlockSize, protocol.MaxBlockSize)
+	}
+	if *h.MinSize < 0 {
+		return fmt.Errorf("p2pxhr: min_size %d is negative", *h.MinSize)
+	}
+	if h.MaxSize < *h.MinSize {
+		return fmt.Errorf("p2pxhr: max_size %d is smaller than min_size %d", h.MaxSize, *h.MinSize)
+	}
+	if blocks := protocol.BlockCount(h.MaxSize, h.BlockSize); blocks > protocol.MaxBlocks {
+		return fmt.Errorf("p2pxhr: max_size %d at block_size %d gives %d blocks, more than the limit of %d", h.MaxSize, h.BlockSize, blocks, protocol.MaxBlocks)
+	}
+	if h.HTTPRateLimit < 0 {
+		return fmt.Errorf("p2pxhr: http_rate_limit %d is negative", h.HTTPRateLimit)
+	}
+	return nil
+}
+
+// Cleanup releases what Provision set up when the config is unloaded.
+func (h *Handler) Cleanup() error {
+	if h.ranges != nil {
+		return h.ranges.close()
+	}
+	return nil
+}
+
+// ServeHTTP routes the module's own paths and wraps everything else.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if isSubrequest(r) {
+		return next.ServeHTTP(w, r)
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, h.Prefix); ok {
+		return h.serveOwnRoute(w, r, rest, next)
+	}
+	return h.serveResource(w, r, next)
+}
+
+// serveOwnRoute answers the routes under the prefix; unknown ones fall
+// through to the site so a page of the same name still works.
+func (h *Handler) serveOwnRoute(w http.ResponseWriter, r *http.Request, route string, next caddyhttp.Handler) error {
+	switch route {
+	case "client.js":
+		return h.client.serve(w, r)
+	case "manifest":
+		return h.serveManifest(w, r)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

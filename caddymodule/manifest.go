@@ -1,0 +1,268 @@
+package caddymodule
+
+import (
+	"container/list"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/p2pxhr/p2pxhr/protocol"
+)
+
+// maxManifests bounds the manifest cache; each entry costs about 70 bytes
+// per block, so 1024 entries of 4 GiB files stay near a gigabyte at worst
+// and a few megabytes for a normal site.
+const maxManifests = 1024
+
+// manifestEntry is one built manifest with what is needed to revalidate
+// it against the origin and to answer for it quickly.
+type manifestEntry struct {
+	manifest *protocol.Manifest
+	body     []byte // the JSON sent to clients
+}
+
+// manifestError is a failure to produce a manifest, with the HTTP status
+// and the reason the client is told.
+type manifestError struct {
+	status int
+	reason string
+}
+
+func (e *manifestError) Error() string { return e.reason }
+
+func refuse(status int, format string, args ...any) *manifestError {
+	return &manifestError{status: status, reason: fmt.Sprintf(format, args...)}
+}
+
+// manifestService builds manifests by streaming a resource once through
+// the site's own handler chain, and caches them by URL and validator.
+type manifestService struct {
+	h     *Handler
+	group singleflight.Group
+
+	mu    sync.Mutex
+	lru   *list.List               // of *manifestEntry, most recent first
+	byURL map[string]*list.Element // url -> element in lru
+	byID  map[string]*manifestEntry
+}
+
+func newManifestService(h *Handler) *manifestService {
+	return &manifestService{
+		h:     h,
+		lru:   list.New(),
+		byURL: make(map[string]*list.Element),
+		byID:  make(map[string]*manifestEntry),
+	}
+}
+
+// Known reports whether id is the swarm id of a manifest built here; the
+// coordinator only opens swarms for those.
+func (s *manifestService) Known(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.byID[id]
+	return ok
+}
+
+func (s *manifestService) cached(url string) *manifestEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.byURL[url]; ok {
+		s.lru.MoveToFront(el)
+		return el.Value.(*manifestEntry)
+	}
+	return nil
+}
+
+func (s *manifestService) store(e *manifestEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	url := e.manifest.URL
+	if el, ok := s.byURL[url]; ok {
+		old := el.Value.(*manifestEntry)
+		delete(s.byID, old.manifest.ID)
+		s.lru.Remove(el)
+	}
+	s.byURL[url] = s.lru.PushFront(e)
+	s.byID[e.manifest.ID] = e
+	for s.lru.Len() > maxManifests {
+		el := s.lru.Back()
+		old := el.Value.(*manifestEntry)
+		s.lru.Remove(el)
+		delete(s.byURL, old.manifest.URL)
+		delete(s.byID, old.manifest.ID)
+	}
+}
+
+// Get returns the current manifest of url (a path with optional query),
+// revalidating a cached one with a conditional request and building anew
+// when the origin's validator changed. Concurrent calls for one url share
+// one trip to the origin.
+func (s *manifestService) Get(r *http.Request, url string) (*manifestEntry, error) {
+	v, err, _ := s.group.Do(url, func() (any, error) {
+		return s.fetch(r, url)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*manifestEntry), nil
+}
+
+func (s *manifestService) fetch(r *http.Request, url string) (*manifestEntry, error) {
+	server, ok := r.Context().Value(caddyhttp.ServerCtxKey).(http.Handler)
+	if !ok {
+		return nil, refuse(http.StatusInternalServerError, "no Caddy server in the request context")
+	}
+	// The build outlives no request: it is bounded by the first caller's.
+	vr, err := http.NewRequestWithContext(withSubrequestMark(r.Context()), http.MethodGet, url, nil)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "url: %v", err)
+	}
+	vr.Host = r.Host
+	vr.RemoteAddr = r.RemoteAddr
+	vr.Proto, vr.ProtoMajor, vr.ProtoMinor = "HTTP/1.1", 1, 1
+	vr.Header.Set("Accept-Encoding", "identity") // hash the bytes themselves
+	if ua := r.Header.Get("User-Agent"); ua != "" {
+		vr.Header.Set("User-Agent", ua)
+	}
+	old := s.cached(url)
+	if old != nil {
+		if old.manifest.ETag != "" {
+			vr.Header.Set("If-None-Match", old.manifest.ETag)
+		} else if old.manifest.LastModified != "" {
+			vr.Header.Set("If-Modified-Since", old.manifest.LastModified)
+		}
+	}
+	bw := newBuildWriter(s.h, vr)
+	_ = serveStoppable(func() error {
+		server.ServeHTTP(bw, vr)
+		return nil
+	}, bw.stopped)
+	if old != nil && bw.status == http.StatusNotModified {
+		return old, nil
+	}
+	m, err := bw.finish()
+	if err != nil {
+		return nil, err
+	}
+	m.URL = url
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	e := &manifestEntry{manifest: m, body: body}
+	s.store(e)
+	s.h.logger.Debug("manifest built",
+		zap.String("url", url), zap.String("id", m.ID), zap.Int64("size", m.Size))
+	return e, nil
+}
+
+// errStopBuild ends the origin's response early once it can't be shared.
+var errStopBuild = errors.New("p2pxhr: manifest build stopped")
+
+// buildWriter is the ResponseWriter a manifest build hands to the origin:
+// it checks the headers once, then hashes the body block by block.
+type buildWriter struct {
+	h       *Handler
+	req     *http.Request
+	header  http.Header
+	status  int
+	refusal *manifestError
+	hasher  *protocol.BlockHasher
+}
+
+func newBuildWriter(h *Handler, req *http.Request) *buildWriter {
+	return &buildWriter{h: h, req: req, header: make(http.Header), hasher: protocol.NewBlockHasher(h.BlockSize)}
+}
+
+func (b *buildWriter) Header() http.Header { return b.header }
+
+func (b *buildWriter) WriteHeader(status int) {
+	if b.status != 0 || status < 200 {
+		return
+	}
+	b.status = status
+	b.refusal = b.check()
+}
+
+// check decides from status and headers whether the body is worth hashing.
+func (b *buildWriter) check() *manifestError {
+	switch {
+	case b.status == http.StatusNotModified:
+		return refuse(http.StatusBadGateway, "the origin answered 304 to a fresh request")
+	case b.status == http.StatusNotFound || b.status == http.StatusGone:
+		return refuse(http.StatusNotFound, "the origin has nothing at %s", b.req.URL.RequestURI())
+	case b.status == http.StatusUnauthorized || b.status == http.StatusForbidden:
+		return refuse(http.StatusForbidden, "the origin requires authorization (status %d)", b.status)
+	case b.status >= 500:
+		return refuse(http.StatusBadGateway, "the origin failed with status %d", b.status)
+	case b.status != http.StatusOK:
+		return refuse(http.StatusForbidden, "the origin answered status %d; only 200 responses are shared", b.status)
+	}
+	if reason := responseMayShare(b.header); reason != "" {
+		return refuse(http.StatusForbidden, "not shareable: %s", reason)
+	}
+	if b.header.Get("ETag") == "" && b.header.Get("Last-Modified") == "" {
+		return refuse(http.StatusForbidden, "not shareable: the origin sends neither ETag nor Last-Modified, so a change could not be detected")
+	}
+	if cl, err := strconv.ParseInt(b.header.Get("Content-Length"), 10, 64); err == nil {
+		return b.checkSize(cl)
+	}
+	return nil
+}
+
+func (b *buildWriter) checkSize(n int64) *manifestError {
+	if n > b.h.MaxSize {
+		return refuse(http.StatusForbidden, "not shareable: larger than max_size (%s)", humanize.IBytes(uint64(b.h.MaxSize)))
+	}
+	if n < *b.h.MinSize {
+		return refuse(http.StatusForbidden, "not shareable: %d bytes is smaller than min_size (%s)", n, humanize.IBytes(uint64(*b.h.MinSize)))
+	}
+	return nil
+}
+
+func (b *buildWriter) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	if b.refusal != nil {
+		return 0, errStopBuild
+	}
+	if b.hasher.Size()+int64(len(p)) > b.h.MaxSize {
+		b.refusal = b.checkSize(b.hasher.Size() + int64(len(p)))
+		return 0, errStopBuild
+	}
+	return b.hasher.Write(p)
+}
+
+// stopped reports whether the writer refused the body.
+func (b *buildWriter) stopped() bool { return b.refusal != nil }
+
+// Flush is a no-op: nothing is sent anywhere until the build is done.
+func (b *buildWriter) Flush() {}
+
+func (b *buildWriter) finish() (*protocol.Manifest, error) {
+	if b.status == 0 {
+		return nil, refuse(http.StatusBadGateway, "the origin wrote no response")
+	}
+	if b.refusal != nil {
+		return nil, b.refusal
+	}
+	if err := b.checkSize(b.hasher.Size()); err != nil {
+		return nil, err
+	}
+	if cl, err := strconv.ParseInt(b.header.Get("Content-Length"), 10, 64); err == nil && cl != b.hasher.Size() {
+		return nil, refuse(http.StatusBadGateway, "the origin sent %d of %d bytes", b.hasher.Size(), cl)
+	}
+	m := b.hasher.Manifest()
+	m.ETag = b.header.Get("ETag")
+	m.LastModified = b.header.Get("Last-Modified")
+	m.ContentType = b.header.Get("Content-Type")
+	return m, nil
+}

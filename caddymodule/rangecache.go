@@ -1,0 +1,111 @@
+package caddymodule
+
+import (
+	"container/list"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// rangeCache keeps whole copies of resource versions on disk, so Range
+// requests can be answered when the upstream ignores Range. It is an LRU
+// bounded by total bytes; each handler instance owns a fresh directory.
+type rangeCache struct {
+	dir    string
+	max    int64
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	lru     *list.List // of *cachedCopy, most recent first
+	entries map[string]*list.Element
+	total   int64
+}
+
+// cachedCopy is one resource version stored on disk.
+type cachedCopy struct {
+	key  string
+	path string
+	size int64
+}
+
+func rangeCacheDir() string {
+	return filepath.Join(caddy.AppDataDir(), "p2pxhr", "ranges")
+}
+
+func newRangeCache(base string, max int64, logger *zap.Logger) (*rangeCache, error) {
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(base, "cache-")
+	if err != nil {
+		return nil, err
+	}
+	return &rangeCache{dir: dir, max: max, logger: logger, lru: list.New(), entries: make(map[string]*list.Element)}, nil
+}
+
+// open returns the stored copy for key, if any. An open file stays
+// readable even if the entry is evicted meanwhile.
+func (c *rangeCache) open(key string) (*os.File, bool) {
+	c.mu.Lock()
+	el, ok := c.entries[key]
+	if ok {
+		c.lru.MoveToFront(el)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	f, err := os.Open(el.Value.(*cachedCopy).path)
+	if err != nil {
+		return nil, false
+	}
+	return f, true
+}
+
+// create starts a new copy; the caller writes it, then commits or discards.
+func (c *rangeCache) create() (*os.File, error) {
+	return os.CreateTemp(c.dir, "fill-")
+}
+
+// commit adds a finished copy under key, evicting the least recently used
+// copies beyond the size bound.
+func (c *rangeCache) commit(key string, f *os.File, size int64) error {
+	if size > c.max {
+		c.discard(f)
+		return fmt.Errorf("%d bytes exceed cache_size", size)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		c.removeLocked(el)
+	}
+	c.entries[key] = c.lru.PushFront(&cachedCopy{key: key, path: f.Name(), size: size})
+	c.total += size
+	for c.total > c.max {
+		c.removeLocked(c.lru.Back())
+	}
+	return nil
+}
+
+func (c *rangeCache) removeLocked(el *list.Element) {
+	cc := c.lru.Remove(el).(*cachedCopy)
+	delete(c.entries, cc.key)
+	c.total -= cc.size
+	if err := os.Remove(cc.path); err != nil {
+		c.logger.Warn("range cache: removing a copy", zap.Error(err))
+	}
+}
+
+func (c *rangeCache) discard(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// close removes the cache directory and everything in it.
+func (c *rangeCache) close() error {
+	return os.RemoveAll(c.dir)
+}
