@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
 )
 
 const benchFileSize = 64 << 20
@@ -53,14 +55,7 @@ func BenchmarkSmallResponse(b *testing.B) {
 		b.Fatal(err)
 	}
 	with, without := freePort(b), freePort(b)
-	startCaddyfile(b, fmt.Sprintf(`{
-	admin off
-	persist_config off
-	log {
-		output discard
-	}
-}
-http://127.0.0.1:%d {
+	startCaddyfile(b, testcaddy.GlobalOptions()+fmt.Sprintf(`http://127.0.0.1:%d {
 	p2pxhr
 	root * %s
 	file_server
