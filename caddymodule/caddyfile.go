@@ -17,7 +17,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude"
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -35,6 +35,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    block_size       <size>
 //	    cache_size       <size>|off
 //	    http_rate_limit  <size>[/s]
+//	    inject           on|off
+//	    inject_exclude   <paths...>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -92,6 +94,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.HTTPRateLimit = v
+		case "inject":
+			if !d.NextArg() || (d.Val() != "on" && d.Val() != "off") {
+				return d.Errf("inject takes on or off")
+			}
+			on := d.Val() == "on"
+			h.Inject = &on
+		case "inject_exclude":
+			h.InjectExclude = append(h.InjectExclude, d.RemainingArgs()...)
+			if len(h.InjectExclude) == 0 {
+				return d.Errf("inject_exclude needs at least one path pattern, such as /admin/*")
+			}
+			continue
 		default:
 			return d.Errf("unknown p2pxhr subdirective %q; expected one of: %s", name, subdirectives)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/p2pxhr/p2pxhr/inject"
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
@@ -61,12 +62,20 @@ type Handler struct {
 	// server in staging and demos. Zero means no limit.
 	HTTPRateLimit int64 `json:"http_rate_limit,omitempty"`
 
+	// Inject adds the client tag to HTML pages going out. Default: true.
+	Inject *bool `json:"inject,omitempty"`
+
+	// InjectExclude lists paths whose pages are left alone (path.Match
+	// patterns; a trailing /* matches any depth).
+	InjectExclude []string `json:"inject_exclude,omitempty"`
+
 	logger    *zap.Logger
 	paths     caddyhttp.MatchPath
 	manifests *manifestService
 	ranges    *rangeCache
 	limiter   *byteLimiter
 	client    *clientAsset
+	injector  *inject.Injector
 }
 
 // CaddyModule returns the Caddy module information.
@@ -101,6 +110,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("p2pxhr: client: %w", err)
 	}
 	h.client = client
+	if *h.Inject {
+		if h.injector, err = h.newInjector(); err != nil {
+			return fmt.Errorf("p2pxhr: injection: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -124,6 +138,10 @@ func fillDefaults(h *Handler) {
 	}
 	if h.CacheSize == 0 {
 		h.CacheSize = DefaultCacheSize
+	}
+	if h.Inject == nil {
+		on := true
+		h.Inject = &on
 	}
 }
 
@@ -166,7 +184,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if rest, ok := strings.CutPrefix(r.URL.Path, h.Prefix); ok {
 		return h.serveOwnRoute(w, r, rest, next)
 	}
-	return h.serveResource(w, r, next)
+	return h.serveInjected(w, r, next)
 }
 
 // serveOwnRoute answers the routes under the prefix; unknown ones fall

@@ -47,10 +47,10 @@ func TestNonShareableResponsesPassUntouched(t *testing.T) {
 	root := t.TempDir()
 	big := randomBytes(300<<10, 21)
 	os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644)
-	os.WriteFile(filepath.Join(root, "page.html"), []byte("<p>hi</p>"), 0o644)
-	base := startCaddy(t, "p2pxhr {\n http_rate_limit 64KiB\n}\nheader /page.html Set-Cookie a=b\nroot * "+root+"\nfile_server")
+	os.WriteFile(filepath.Join(root, "page.txt"), []byte("<p>hi</p>"), 0o644)
+	base := startCaddy(t, "p2pxhr {\n http_rate_limit 64KiB\n}\nheader /page.txt Set-Cookie a=b\nroot * "+root+"\nfile_server")
 
-	res, body := get(t, base+"/page.html")
+	res, body := get(t, base+"/page.txt")
 	if string(body) != "<p>hi</p>" || res.Header.Get("Set-Cookie") != "a=b" {
 		t.Errorf("small page changed: %q %v", body, res.Header)
 	}

@@ -1,0 +1,50 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/andybalholm/brotli"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/p2pxhr/p2pxhr/inject"
+)
+
+// newInjector sets up the HTML injector that adds the client tag to pages.
+// It decodes gzip and deflate itself; brotli and zstd decoders come from
+// here, since inject imports nothing but the standard library and x/net.
+func (h *Handler) newInjector() (*inject.Injector, error) {
+	return inject.New(inject.Options{
+		Src:     h.Prefix + "client.js?v=" + h.client.version,
+		Attrs:   []inject.Attr{{Name: "data-prefix", Value: h.Prefix}},
+		Exclude: h.InjectExclude,
+		Decoders: map[string]inject.Decoder{
+			"br": func(r io.Reader) (io.ReadCloser, error) {
+				return io.NopCloser(brotli.NewReader(r)), nil
+			},
+			"zstd": func(r io.Reader) (io.ReadCloser, error) {
+				d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+				if err != nil {
+					return nil, err
+				}
+				return d.IOReadCloser(), nil
+			},
+		},
+	})
+}
+
+// serveInjected passes a request on with its HTML response rewritten to
+// carry the client tag; other responses pass through the wrapper as is.
+func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.injector == nil || !h.injector.Eligible(r) {
+		return h.serveResource(w, r, next)
+	}
+	h.injector.PrepareRequest(r)
+	iw := h.injector.Wrap(w, r)
+	err := h.serveResource(iw, r, next)
+	if cerr := iw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,108 @@
+package caddymodule
+
+import (
+	"bytes"
+	"compress/gzip"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/andybalholm/brotli"
+	"golang.org/x/net/html"
+)
+
+const plainPage = "<!doctype html><html><head><title>t</title></head><body><p>hello</p></body></html>"
+
+// pageOrigin serves plainPage, compressed as the path asks, whatever the
+// request accepts: the worst case of an upstream.
+func pageOrigin(t *testing.T) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		var buf bytes.Buffer
+		switch r.URL.Path {
+		case "/gzip.html":
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(&buf)
+			zw.Write([]byte(plainPage))
+			zw.Close()
+		case "/br.html":
+			w.Header().Set("Content-Encoding", "br")
+			bw := brotli.NewWriter(&buf)
+			bw.Write([]byte(plainPage))
+			bw.Close()
+		default:
+			buf.WriteString(plainPage)
+		}
+		w.Write(buf.Bytes())
+	}))
+}
+
+// scriptInHead parses a page and returns the src of the scripts in <head>.
+func scriptInHead(t *testing.T, page []byte) []string {
+	t.Helper()
+	doc, err := html.Parse(bytes.NewReader(page))
+	if err != nil {
+		t.Fatalf("not HTML: %v", err)
+	}
+	var srcs []string
+	var walk func(n *html.Node, inHead bool)
+	walk = func(n *html.Node, inHead bool) {
+		if n.Type == html.ElementNode && n.Data == "head" {
+			inHead = true
+		}
+		if inHead && n.Type == html.ElementNode && n.Data == "script" {
+			for _, a := range n.Attr {
+				if a.Key == "src" {
+					srcs = append(srcs, a.Val)
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c, inHead)
+		}
+	}
+	walk(doc, false)
+	return srcs
+}
+
+func TestPagesBehindReverseProxyGetTheClient(t *testing.T) {
+	origin := pageOrigin(t)
+	defer origin.Close()
+	base := startCaddy(t, "encode\np2pxhr\nreverse_proxy "+origin.URL)
+	for _, page := range []string{"/plain.html", "/gzip.html", "/br.html"} {
+		// Go's client asks for gzip and decodes it transparently, like a browser.
+		res, body := get(t, base+page)
+		srcs := scriptInHead(t, body)
+		if res.StatusCode != 200 || len(srcs) != 1 || !strings.HasPrefix(srcs[0], "/_p2pxhr/client.js?v=") {
+			t.Errorf("%s: status %d, scripts in head %v\n%s", page, res.StatusCode, srcs, body)
+		}
+		if !bytes.Contains(body, []byte("<p>hello</p>")) {
+			t.Errorf("%s: body lost: %s", page, body)
+		}
+		// The tag's script is there to load.
+		if res, _ := get(t, base+srcs[0]); res.StatusCode != 200 {
+			t.Errorf("%s: the tag's src answers %d", page, res.StatusCode)
+		}
+	}
+}
+
+func TestInjectionCanBeTurnedOffOrExcluded(t *testing.T) {
+	origin := pageOrigin(t)
+	defer origin.Close()
+	t.Run("off", func(t *testing.T) {
+		base := startCaddy(t, "p2pxhr {\n inject off\n}\nreverse_proxy "+origin.URL)
+		if _, body := get(t, base+"/plain.html"); string(body) != plainPage {
+			t.Errorf("inject off changed the page: %s", body)
+		}
+	})
+	t.Run("excluded", func(t *testing.T) {
+		base := startCaddy(t, "p2pxhr {\n inject_exclude /admin/*\n}\nreverse_proxy "+origin.URL)
+		if _, body := get(t, base+"/admin/plain.html"); string(body) != plainPage {
+			t.Errorf("an excluded path was changed: %s", body)
+		}
+		if _, body := get(t, base+"/plain.html"); len(scriptInHead(t, body)) != 1 {
+			t.Errorf("a path not excluded lacks the tag: %s", body)
+		}
+	})
+}
