@@ -1,0 +1,86 @@
+package coordinator
+
+// maxGroups bounds the distinct A/B groups tracked; groups are named by
+// clients, so past this many the rest are counted under "".
+const maxGroups = 16
+
+// Stats is a snapshot of the coordinator, for the module's /stats route
+// and metrics. Byte counters add up the cumulative stats peers report.
+type Stats struct {
+	// Swarms with at least one member.
+	Swarms int `json:"swarms"`
+	// Peers is the number of connections that completed hello.
+	Peers int `json:"peers"`
+	// Members counts swarm memberships (a peer in two swarms counts twice).
+	Members        int   `json:"members"`
+	BytesFromHTTP  int64 `json:"bytesFromHttp"`
+	BytesFromPeers int64 `json:"bytesFromPeers"`
+	BytesUploaded  int64 `json:"bytesUploaded"`
+	// Groups breaks members and bytes down by the A/B group peers named in
+	// hello; "" holds peers without a group (and any past 16 groups).
+	Groups map[string]GroupStats `json:"groups"`
+}
+
+// GroupStats is the part of Stats for one A/B group.
+type GroupStats struct {
+	Members        int   `json:"members"`
+	BytesFromHTTP  int64 `json:"bytesFromHttp"`
+	BytesFromPeers int64 `json:"bytesFromPeers"`
+	BytesUploaded  int64 `json:"bytesUploaded"`
+}
+
+// statsBook accumulates totals; guarded by swarmTable.mu.
+type statsBook struct {
+	members int
+	total   GroupStats
+	groups  map[string]*GroupStats
+}
+
+// groupKey returns the key a group is counted under, bounding the map.
+func (b *statsBook) groupKey(g string) string {
+	if b.groups == nil {
+		b.groups = make(map[string]*GroupStats)
+	}
+	if _, ok := b.groups[g]; ok || len(b.groups) < maxGroups {
+		if !ok {
+			b.groups[g] = new(GroupStats)
+		}
+		return g
+	}
+	if b.groups[""] == nil {
+		b.groups[""] = new(GroupStats)
+	}
+	return ""
+}
+
+func (b *statsBook) member(group string, d int) {
+	b.members += d
+	b.groups[group].Members += d
+}
+
+func (b *statsBook) add(group string, http, peers, up int64) {
+	b.total.BytesFromHTTP += http
+	b.total.BytesFromPeers += peers
+	b.total.BytesUploaded += up
+	g := b.groups[group]
+	g.BytesFromHTTP += http
+	g.BytesFromPeers += peers
+	g.BytesUploaded += up
+}
+
+func (t *swarmTable) snapshot() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Stats{
+		Swarms:         len(t.swarms),
+		Members:        t.totals.members,
+		BytesFromHTTP:  t.totals.total.BytesFromHTTP,
+		BytesFromPeers: t.totals.total.BytesFromPeers,
+		BytesUploaded:  t.totals.total.BytesUploaded,
+		Groups:         make(map[string]GroupStats, len(t.totals.groups)),
+	}
+	for k, g := range t.totals.groups {
+		s.Groups[k] = *g
+	}
+	return s
+}

@@ -1,0 +1,301 @@
+package coordinator
+
+import (
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/p2pxhr/p2pxhr/protocol"
+)
+
+// maxAvoid bounds the peers one member may have reported in one swarm; past
+// it reports still unlink but are not remembered, so memory stays bounded.
+const maxAvoid = 1024
+
+// swarmTable is the swarm state: membership, introductions (links), block
+// maps and reports. It receives swarm-bound Messages from the Backplane and
+// publishes deliveries back to it. One mutex guards it all: every operation
+// is short (neighbour choice scans a bounded window), and it keeps the order
+// of deliveries to a peer the order of the operations that caused them.
+type swarmTable struct {
+	cfg     *Config
+	publish func(Message)
+
+	mu     sync.Mutex
+	swarms map[string]*swarm
+	totals statsBook
+}
+
+type swarm struct {
+	id     string
+	blocks int
+	seq    uint64
+	// members by peer id; open holds those below MaxDegree, the only ones
+	// that can be suggested, so that neighbour choice scans a window of
+	// candidates that have room instead of walking full peers.
+	members map[string]*member
+	open    []*member
+	cursor  int
+	// reporters counts distinct reporters per reported peer, up to the ban
+	// threshold; banned peers are introduced to no one.
+	reporters map[string]map[string]struct{}
+	banned    map[string]bool
+}
+
+type member struct {
+	id    string
+	net   string
+	group string
+	seq   uint64
+	open  int // index in swarm.open, or -1
+	bits  protocol.Bitfield
+	count int
+	// links are the peers this member was introduced to and still has.
+	links map[string]struct{}
+	// avoid holds peers this member reported: never introduced again.
+	avoid map[string]struct{}
+	// last cumulative stats, to turn reports into deltas.
+	http, peers, up int64
+}
+
+func newSwarmTable(cfg *Config, publish func(Message)) *swarmTable {
+	return &swarmTable{cfg: cfg, publish: publish, swarms: make(map[string]*swarm)}
+}
+
+// handle applies one swarm-bound message.
+func (t *swarmTable) handle(m Message) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch b := m.Body.(type) {
+	case *protocol.Join:
+		t.join(m, b)
+	case *protocol.Leave:
+		t.leave(m.From, b.Swarm)
+	case *protocol.Have:
+		t.have(m.From, b)
+	case *protocol.Signal:
+		t.relay(m.From, b)
+	case *protocol.Report:
+		t.report(m.From, b)
+	case *protocol.Stats:
+		t.stats(m.From, b)
+	}
+}
+
+func (t *swarmTable) fail(to, swarm, code, format string, args ...any) {
+	t.publish(Message{To: to, Swarm: swarm, Body: &protocol.Error{
+		Code: code, Message: fmt.Sprintf(format, args...), Swarm: swarm}})
+}
+
+func (t *swarmTable) join(m Message, j *protocol.Join) {
+	blocks := j.Blocks
+	if t.cfg.SwarmBlocks != nil {
+		if n, ok := t.cfg.SwarmBlocks(j.Swarm); ok {
+			blocks = n
+		}
+	}
+	s := t.swarms[j.Swarm]
+	if s != nil {
+		blocks = s.blocks
+	}
+	if j.Blocks != blocks {
+		t.fail(m.From, j.Swarm, protocol.ErrCodeBlockCount, "this swarm has %d blocks, not %d", blocks, j.Blocks)
+		return
+	}
+	if s == nil {
+		s = &swarm{id: j.Swarm, blocks: blocks, members: make(map[string]*member),
+			reporters: make(map[string]map[string]struct{}), banned: make(map[string]bool)}
+		t.swarms[j.Swarm] = s
+	}
+	if s.members[m.From] != nil {
+		t.fail(m.From, s.id, protocol.ErrCodeAlreadyJoined, "already in this swarm")
+		return
+	}
+	if len(s.members) >= t.cfg.MaxPeersPerSwarm {
+		t.fail(m.From, s.id, protocol.ErrCodeSwarmFull, "swarm has the maximum of %d peers", t.cfg.MaxPeersPerSwarm)
+		return
+	}
+	s.seq++
+	mem := &member{id: m.From, net: m.Net, group: t.totals.groupKey(m.Group), seq: s.seq, open: -1,
+		bits: append(protocol.Bitfield(nil), j.Bitfield...), count: j.Bitfield.Count(),
+		links: make(map[string]struct{})}
+	s.members[mem.id] = mem
+	t.refresh(s, mem)
+	t.totals.member(mem.group, +1)
+	// The joiner always gets a Neighbours, empty or not: it is the answer
+	// to its join.
+	t.introduce(s, mem, t.choose(s, mem), true)
+}
+
+// introduce links a to each of picks. a is told to offer, the others to
+// answer, so two peers never offer to each other at once.
+func (t *swarmTable) introduce(s *swarm, a *member, picks []*member, always bool) {
+	if len(picks) == 0 && !always {
+		return
+	}
+	peers := make([]protocol.Neighbour, 0, len(picks))
+	for _, p := range picks {
+		a.links[p.id] = struct{}{}
+		p.links[a.id] = struct{}{}
+		peers = append(peers, protocol.Neighbour{ID: p.id, Offer: true})
+		t.refresh(s, p)
+	}
+	t.refresh(s, a)
+	t.publish(Message{To: a.id, Swarm: s.id, Body: &protocol.Neighbours{Swarm: s.id, Peers: peers}})
+	for _, p := range picks {
+		t.publish(Message{To: p.id, Swarm: s.id, Body: &protocol.Neighbours{Swarm: s.id,
+			Peers: []protocol.Neighbour{{ID: a.id, Offer: false}}}})
+	}
+}
+
+// topUp suggests new neighbours to a member that has fewer than K.
+func (t *swarmTable) topUp(s *swarm, mem *member) {
+	t.introduce(s, mem, t.choose(s, mem), false)
+}
+
+func (t *swarmTable) leave(from, id string) {
+	s := t.swarms[id]
+	var mem *member
+	if s != nil {
+		mem = s.members[from]
+	}
+	if mem == nil {
+		t.fail(from, id, protocol.ErrCodeNotJoined, "not in this swarm")
+		return
+	}
+	delete(s.members, from)
+	t.refresh(s, mem) // no longer a member: out of open
+	delete(s.reporters, from)
+	delete(s.banned, from)
+	t.totals.member(mem.group, -1)
+	if len(s.members) == 0 {
+		delete(t.swarms, id)
+		return
+	}
+	var orphans []*member
+	for nid := range mem.links {
+		n := s.members[nid]
+		if n == nil {
+			continue
+		}
+		delete(n.links, from)
+		t.refresh(s, n)
+		t.publish(Message{To: nid, Swarm: id, Body: &protocol.PeerLeft{Swarm: id, Peer: from}})
+		orphans = append(orphans, n)
+	}
+	// Keep suggesting: every neighbour that lost a link is topped up.
+	for _, n := range orphans {
+		t.topUp(s, n)
+	}
+}
+
+// refresh keeps s.open in step with a member's degree and presence.
+func (t *swarmTable) refresh(s *swarm, m *member) {
+	want := s.members[m.id] == m && len(m.links) < t.cfg.MaxDegree
+	switch {
+	case want && m.open < 0:
+		m.open = len(s.open)
+		s.open = append(s.open, m)
+	case !want && m.open >= 0:
+		last := s.open[len(s.open)-1]
+		s.open[m.open] = last
+		last.open = m.open
+		s.open[len(s.open)-1] = nil
+		s.open = s.open[:len(s.open)-1]
+		m.open = -1
+	}
+}
+
+func (t *swarmTable) memberOf(from, id string) (*swarm, *member) {
+	s := t.swarms[id]
+	if s == nil || s.members[from] == nil {
+		t.fail(from, id, protocol.ErrCodeNotJoined, "not in this swarm")
+		return nil, nil
+	}
+	return s, s.members[from]
+}
+
+func (t *swarmTable) have(from string, h *protocol.Have) {
+	s, mem := t.memberOf(from, h.Swarm)
+	if mem == nil {
+		return
+	}
+	for _, b := range h.Blocks {
+		if b >= s.blocks {
+			t.fail(from, s.id, protocol.ErrCodeBadBlockIndex, "block %d past the last block (%d)", b, s.blocks-1)
+			return
+		}
+		if !mem.bits.Has(b) {
+			mem.bits.Set(b)
+			mem.count++
+		}
+	}
+}
+
+// relay forwards a signal only between two members of the same swarm that
+// the coordinator introduced to each other.
+func (t *swarmTable) relay(from string, sig *protocol.Signal) {
+	_, mem := t.memberOf(from, sig.Swarm)
+	if mem == nil {
+		return
+	}
+	if _, ok := mem.links[sig.To]; !ok {
+		t.fail(from, sig.Swarm, protocol.ErrCodeNotIntroduced, "peer %.8s… was not introduced to you in this swarm", sig.To)
+		return
+	}
+	out := *sig
+	out.To, out.From = "", from
+	t.publish(Message{To: sig.To, Swarm: sig.Swarm, From: from, Body: &out})
+}
+
+func (t *swarmTable) report(from string, r *protocol.Report) {
+	s, mem := t.memberOf(from, r.Swarm)
+	if mem == nil {
+		return
+	}
+	if _, ok := mem.links[r.Peer]; !ok {
+		t.fail(from, s.id, protocol.ErrCodeNotIntroduced, "peer %.8s… is not your neighbour in this swarm", r.Peer)
+		return
+	}
+	if len(mem.avoid) < maxAvoid {
+		if mem.avoid == nil {
+			mem.avoid = make(map[string]struct{})
+		}
+		mem.avoid[r.Peer] = struct{}{}
+	}
+	delete(mem.links, r.Peer)
+	t.refresh(s, mem)
+	if bad := s.members[r.Peer]; bad != nil {
+		delete(bad.links, from)
+		t.refresh(s, bad)
+		t.publish(Message{To: r.Peer, Swarm: s.id, Body: &protocol.PeerLeft{Swarm: s.id, Peer: from}})
+	}
+	if !s.banned[r.Peer] {
+		set := s.reporters[r.Peer]
+		if set == nil {
+			set = make(map[string]struct{})
+			s.reporters[r.Peer] = set
+		}
+		set[from] = struct{}{}
+		if len(set) >= t.cfg.BanReporters {
+			s.banned[r.Peer] = true
+			delete(s.reporters, r.Peer)
+			t.cfg.Logger.Info("peer banned from swarm after reports", zap.String("swarm", s.id), zap.String("peer", r.Peer))
+		}
+	}
+	t.topUp(s, mem)
+}
+
+func (t *swarmTable) stats(from string, st *protocol.Stats) {
+	_, mem := t.memberOf(from, st.Swarm)
+	if mem == nil {
+		return
+	}
+	if st.BytesFromHTTP < mem.http || st.BytesFromPeers < mem.peers || st.BytesUploaded < mem.up {
+		t.fail(from, st.Swarm, protocol.ErrCodeStatsDecreased, "stats are cumulative since join and never decrease")
+		return
+	}
+	t.totals.add(mem.group, st.BytesFromHTTP-mem.http, st.BytesFromPeers-mem.peers, st.BytesUploaded-mem.up)
+	mem.http, mem.peers, mem.up = st.BytesFromHTTP, st.BytesFromPeers, st.BytesUploaded
+}

@@ -1,0 +1,324 @@
+package peer
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// SchedulerConfig tunes the BlockScheduler; zero fields take defaults.
+type SchedulerConfig struct {
+	// FirstBlocks go by HTTP at once, so a download starts before any peer
+	// connects (default 1; ignored while the server is loaded).
+	FirstBlocks int
+	// InitialWindow and MaxWindow bound requests in flight per peer
+	// (defaults 4 and 32).
+	InitialWindow, MaxWindow int
+	// RequestTimeout is the deadline of a peer request (default 8s).
+	RequestTimeout time.Duration
+	// EndgameBlocks: once every missing block is requested and at most
+	// this many are missing, requests are duplicated (default 8; <0 never).
+	EndgameBlocks int
+	// LoadedGrace is how long a loaded server waits for peers before HTTP
+	// fetches blocks no peer has (default 3s).
+	LoadedGrace time.Duration
+}
+
+func (c SchedulerConfig) withDefaults() SchedulerConfig {
+	if c.FirstBlocks == 0 {
+		c.FirstBlocks = 1
+	}
+	if c.InitialWindow <= 0 {
+		c.InitialWindow = 4
+	}
+	if c.MaxWindow < c.InitialWindow {
+		c.MaxWindow = max(32, c.InitialWindow)
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 8 * time.Second
+	}
+	if c.EndgameBlocks == 0 {
+		c.EndgameBlocks = 8
+	}
+	if c.LoadedGrace <= 0 {
+		c.LoadedGrace = 3 * time.Second
+	}
+	return c
+}
+
+// BlockScheduler decides which block goes where: HTTP or which peer. It is
+// pure bookkeeping with no I/O and no locking; the caller serialises calls.
+// docs/PROTOCOL.md §4 ("Scheduler") describes the policy.
+type BlockScheduler struct {
+	cfg       SchedulerConfig
+	done      []bool
+	remaining int
+	avail     []int // connected peers holding each block
+	late      []bool
+	http      map[int]bool
+	holders   map[int]int // peer requests in flight per block
+	peers     map[string]*schedPeer
+	loaded    bool
+	start     time.Time
+}
+
+type schedPeer struct {
+	has      []bool
+	window   int
+	inflight map[int]time.Time // block → deadline
+	skip     map[int]bool      // blocks this peer missed a deadline for
+}
+
+// Expiry is a peer request that missed its deadline.
+type Expiry struct {
+	Peer  string
+	Block int
+}
+
+// NewBlockScheduler schedules n blocks, of which done are already held.
+func NewBlockScheduler(cfg SchedulerConfig, done []bool, now time.Time) *BlockScheduler {
+	s := &BlockScheduler{
+		cfg:     cfg.withDefaults(),
+		done:    append([]bool(nil), done...),
+		avail:   make([]int, len(done)),
+		late:    make([]bool, len(done)),
+		http:    map[int]bool{},
+		holders: map[int]int{},
+		peers:   map[string]*schedPeer{},
+		start:   now,
+	}
+	for _, d := range done {
+		if !d {
+			s.remaining++
+		}
+	}
+	return s
+}
+
+// Done reports whether every block is held.
+func (s *BlockScheduler) Done() bool { return s.remaining == 0 }
+
+// SetLoaded records the server's loaded hint.
+func (s *BlockScheduler) SetLoaded(v bool) { s.loaded = v }
+
+// AddPeer records a peer's bitfield from its hello.
+func (s *BlockScheduler) AddPeer(id string, has []bool) {
+	s.RemovePeer(id)
+	p := &schedPeer{has: make([]bool, len(s.done)), window: s.cfg.InitialWindow,
+		inflight: map[int]time.Time{}, skip: map[int]bool{}}
+	s.peers[id] = p
+	for i, h := range has {
+		if h && i < len(p.has) {
+			p.has[i] = true
+			s.avail[i]++
+		}
+	}
+}
+
+// RemovePeer forgets a peer; its requests in flight become free again.
+func (s *BlockScheduler) RemovePeer(id string) {
+	p := s.peers[id]
+	if p == nil {
+		return
+	}
+	for i := range p.inflight {
+		s.holders[i]--
+	}
+	for i, h := range p.has {
+		if h {
+			s.avail[i]--
+		}
+	}
+	delete(s.peers, id)
+}
+
+// PeerHas records a have.
+func (s *BlockScheduler) PeerHas(id string, i int) {
+	if p := s.peers[id]; p != nil && i >= 0 && i < len(p.has) && !p.has[i] {
+		p.has[i] = true
+		s.avail[i]++
+	}
+}
+
+// Rejected frees a request the peer declined; notHave also forgets that
+// the peer holds the block, busy halves its window.
+func (s *BlockScheduler) Rejected(id string, i int, notHave bool) {
+	p := s.peers[id]
+	if p == nil {
+		return
+	}
+	s.release(p, i)
+	if notHave && p.has[i] {
+		p.has[i] = false
+		s.avail[i]--
+	} else if !notHave {
+		p.window = max(1, p.window/2)
+	}
+}
+
+func (s *BlockScheduler) release(p *schedPeer, i int) {
+	if _, ok := p.inflight[i]; ok {
+		delete(p.inflight, i)
+		s.holders[i]--
+	}
+}
+
+// endgame is true when every missing block is already requested somewhere:
+// then idle sources may duplicate requests so one slow peer cannot hold up
+// the end.
+func (s *BlockScheduler) endgame() bool {
+	if s.remaining > s.cfg.EndgameBlocks {
+		return false
+	}
+	for i, d := range s.done {
+		if !d && s.holders[i] == 0 && !s.http[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// NextForPeer returns blocks to request from peer id now, rarest first,
+// filling its window, and marks them in flight with a deadline.
+func (s *BlockScheduler) NextForPeer(id string, now time.Time) []int {
+	p := s.peers[id]
+	if p == nil {
+		return nil
+	}
+	var out []int
+	for len(p.inflight) < p.window {
+		end := s.endgame()
+		best, bestAvail, ties := -1, 0, 0
+		for i, d := range s.done {
+			if d || !p.has[i] || p.skip[i] {
+				continue
+			}
+			if _, mine := p.inflight[i]; mine {
+				continue
+			}
+			busy := s.holders[i] > 0 || s.http[i]
+			if busy && (!end || s.holders[i] >= 2) {
+				continue
+			}
+			switch {
+			case best < 0 || s.avail[i] < bestAvail:
+				best, bestAvail, ties = i, s.avail[i], 1
+			case s.avail[i] == bestAvail:
+				// Reservoir sampling: a random one among equally rare
+				// blocks, so peers of one swarm spread over different ones.
+				ties++
+				if rand.IntN(ties) == 0 {
+					best = i
+				}
+			}
+		}
+		if best < 0 {
+			break
+		}
+		p.inflight[best] = now.Add(s.cfg.RequestTimeout)
+		s.holders[best]++
+		out = append(out, best)
+	}
+	return out
+}
+
+// NextForHTTP returns a block for an HTTP range request, or false if HTTP
+// should idle: first blocks, blocks that missed a peer deadline and blocks
+// no connected peer has; in endgame a duplicate of a peer request. A loaded
+// server gets only what peers cannot give.
+func (s *BlockScheduler) NextForHTTP(now time.Time) (int, bool) {
+	free := func(i int) bool { return !s.done[i] && !s.http[i] && s.holders[i] == 0 }
+	take := func(i int) (int, bool) { s.http[i] = true; return i, true }
+	if !s.loaded {
+		for i := 0; i < min(s.cfg.FirstBlocks, len(s.done)); i++ {
+			if free(i) {
+				return take(i)
+			}
+		}
+	}
+	for i := range s.done {
+		if free(i) && s.late[i] && (!s.loaded || s.availFor(i) == 0) {
+			return take(i)
+		}
+	}
+	if !s.loaded || now.Sub(s.start) >= s.cfg.LoadedGrace {
+		for i := range s.done {
+			if free(i) && s.avail[i] == 0 {
+				return take(i)
+			}
+		}
+	}
+	if !s.loaded && s.endgame() {
+		for i := range s.done {
+			if !s.done[i] && !s.http[i] {
+				return take(i)
+			}
+		}
+	}
+	return 0, false
+}
+
+// availFor counts peers that hold block i and have not missed a deadline
+// for it.
+func (s *BlockScheduler) availFor(i int) int {
+	n := 0
+	for _, p := range s.peers {
+		if p.has[i] && !p.skip[i] {
+			n++
+		}
+	}
+	return n
+}
+
+// HTTPFailed frees a block whose HTTP fetch failed or was cancelled.
+func (s *BlockScheduler) HTTPFailed(i int) { delete(s.http, i) }
+
+// Completed marks block i held, delivered by peer from ("" for HTTP). It
+// returns the peers whose duplicate requests lost (to cancel) and whether
+// an HTTP fetch of it lost. The winner's window grows.
+func (s *BlockScheduler) Completed(i int, from string) (losers []string, httpLost bool) {
+	if p := s.peers[from]; p != nil {
+		if _, ok := p.inflight[i]; ok {
+			p.window = min(s.cfg.MaxWindow, p.window+1)
+		}
+		s.release(p, i)
+	}
+	if from != "" {
+		httpLost = s.http[i]
+	}
+	delete(s.http, i)
+	for id, p := range s.peers {
+		if _, ok := p.inflight[i]; ok {
+			s.release(p, i)
+			losers = append(losers, id)
+		}
+	}
+	if !s.done[i] {
+		s.done[i] = true
+		s.remaining--
+	}
+	return losers, httpLost
+}
+
+// Expire returns the requests past their deadline, after freeing them,
+// halving their peers' windows and marking the blocks late so HTTP or
+// another peer takes them.
+func (s *BlockScheduler) Expire(now time.Time) []Expiry {
+	var out []Expiry
+	for id, p := range s.peers {
+		shrunk := false
+		for i, dl := range p.inflight {
+			if now.Before(dl) {
+				continue
+			}
+			s.release(p, i)
+			p.skip[i] = true
+			s.late[i] = true
+			if !shrunk {
+				p.window = max(1, p.window/2)
+				shrunk = true
+			}
+			out = append(out, Expiry{Peer: id, Block: i})
+		}
+	}
+	return out
+}

@@ -1,0 +1,65 @@
+package peer
+
+import "context"
+
+// Introduction is the coordinator suggesting a neighbour in a swarm. Offer
+// tells which side creates the WebRTC offer, so two peers never both do.
+type Introduction struct {
+	Swarm string
+	Peer  string
+	Offer bool
+}
+
+// Signal kinds, the same strings as the coordinator's signal messages.
+const (
+	SignalOffer     = "offer"
+	SignalAnswer    = "answer"
+	SignalCandidate = "candidate"
+)
+
+// Signal is one piece of WebRTC signalling relayed between two peers of a
+// swarm. Data is the SDP for offers and answers, and the JSON of a
+// webrtc.ICECandidateInit for candidates ("" marks the end of candidates).
+type Signal struct {
+	Swarm string
+	From  string // set by the signaller on receipt
+	To    string
+	Kind  string
+	Data  string
+}
+
+// SwarmStats are the running totals a peer reports for one swarm.
+type SwarmStats struct {
+	FromHTTP  int64
+	FromPeers int64
+	Uploaded  int64
+}
+
+// Signaller is how a Client meets other peers: the coordinator's WebSocket
+// in production, a MemHub in tests. Channels are owned by the signaller and
+// closed by Close. Methods other than Join and Send are fire-and-forget:
+// losing one costs efficiency, never correctness.
+type Signaller interface {
+	// Join enters a swarm holding the blocks set in have.
+	Join(ctx context.Context, swarm, manifestURL string, have []bool) error
+	// Neighbours delivers introductions to peers of joined swarms.
+	Neighbours() <-chan Introduction
+	// Send relays a signal to peer to.
+	Send(ctx context.Context, to string, sig Signal) error
+	// Signals delivers signals from other peers.
+	Signals() <-chan Signal
+	// Have announces newly verified blocks.
+	Have(swarm string, blocks []int)
+	// Report tells the coordinator a peer misbehaved, so it stops
+	// introducing it in that swarm.
+	Report(swarm, peer, reason string)
+	// Stats reports running totals for a swarm.
+	Stats(swarm string, s SwarmStats)
+	// Leave exits a swarm.
+	Leave(swarm string)
+	// Loaded delivers the server's "loaded" hint: true means use HTTP only
+	// for what peers cannot give in time.
+	Loaded() <-chan bool
+	// Close ends the session and closes the channels.
+	Close() error
+}

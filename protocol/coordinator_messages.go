@@ -1,0 +1,298 @@
+package protocol
+
+// Coordinator messages: JSON text frames over the coordinator WebSocket.
+// Every message is an object with a "type" field naming one of the types
+// below; the other fields are those of the Go struct. A connection opens
+// with the client's Hello (carrying the protocol version) and the server's
+// Welcome (carrying the peer id and the limits the server enforces).
+// docs/PROTOCOL.md section 3 is the prose version of this file.
+
+// CoordinatorVersion is the coordinator protocol version a client states in
+// Hello. A server refuses a version it does not speak.
+const CoordinatorVersion = 1
+
+// Limits on coordinator messages. They bound what a decoder allocates, so
+// the numbers are part of the protocol: both ends enforce them.
+const (
+	// MaxCoordinatorMessageSize bounds one message, in bytes of JSON.
+	MaxCoordinatorMessageSize = 64 << 10
+	// MaxSDPSize bounds the SDP of an offer or answer.
+	MaxSDPSize = 16 << 10
+	// MaxCandidateSize bounds one ICE candidate line.
+	MaxCandidateSize = 1024
+	// MaxMidSize bounds the media id sent with a candidate.
+	MaxMidSize = 32
+	// MaxURLSize bounds the resource URL given in Join.
+	MaxURLSize = 2048
+	// MaxGroupSize bounds the A/B group named in Hello.
+	MaxGroupSize = 32
+	// MaxNeighboursPerMessage bounds the peers named in one Neighbours.
+	MaxNeighboursPerMessage = 64
+	// MaxHaveBlocks bounds the block indexes batched in one Have.
+	MaxHaveBlocks = 1024
+	// MaxErrorMessageSize bounds the text of an Error.
+	MaxErrorMessageSize = 256
+	// MaxCodeSize bounds an Error code.
+	MaxCodeSize = 32
+	// MaxBitfieldBytes bounds a decoded bitfield: one bit per block, up to
+	// MaxBlocks. MaxCoordinatorMessageSize binds first in practice (about
+	// 390,000 blocks fit in one Join).
+	MaxBitfieldBytes = MaxBlocks / 8
+	// MaxCounter bounds the byte counters of Stats: the largest integer a
+	// JavaScript number holds exactly (2^53 - 1).
+	MaxCounter = 1<<53 - 1
+)
+
+// Message type names, the value of the "type" field.
+const (
+	TypeHello      = "hello"
+	TypeWelcome    = "welcome"
+	TypeJoin       = "join"
+	TypeNeighbours = "neighbours"
+	TypeSignal     = "signal"
+	TypeHave       = "have"
+	TypeLeave      = "leave"
+	TypeStats      = "stats"
+	TypeReport     = "report"
+	TypeLoad       = "load"
+	TypePeerLeft   = "peer-left"
+	TypeError      = "error"
+)
+
+// Signal kinds: what Signal.Data holds.
+const (
+	SignalOffer     = "offer"
+	SignalAnswer    = "answer"
+	SignalCandidate = "candidate"
+)
+
+// Report reasons.
+const (
+	// ReportBadBlock: the peer sent a block whose SHA-256 did not match the
+	// manifest. The reporter has proof, so one report is enough for the
+	// coordinator to stop introducing the two to each other.
+	ReportBadBlock = "bad-block"
+	// ReportProtocol: the peer broke the peer wire protocol.
+	ReportProtocol = "protocol"
+)
+
+// CoordinatorMessage is one of the message types below (always a pointer).
+type CoordinatorMessage interface {
+	// CoordinatorType returns the value of the "type" field.
+	CoordinatorType() string
+	// Validate checks every field against the protocol's rules and limits.
+	Validate() error
+}
+
+// Hello is the client's first message.
+type Hello struct {
+	// Version is the coordinator protocol version the client speaks.
+	Version int `json:"version"`
+	// Group is the A/B group the page was assigned, if any: up to
+	// MaxGroupSize of [A-Za-z0-9_-]. Stats are broken down by it.
+	Group string `json:"group,omitempty"`
+}
+
+// Welcome is the server's answer to Hello.
+type Welcome struct {
+	// Version is the protocol version the server will speak.
+	Version int `json:"version"`
+	// Peer is the id the server assigned to this connection; other peers
+	// know it by this id.
+	Peer string `json:"peer"`
+	// Loaded tells whether the server is loaded right now (see Load).
+	Loaded bool `json:"loaded"`
+	// Limits are the limits this server enforces on the connection.
+	Limits CoordinatorLimits `json:"limits"`
+}
+
+// CoordinatorLimits tells a client what the server will accept, so a
+// well-behaved client never trips them.
+type CoordinatorLimits struct {
+	MaxMessageSize    int `json:"maxMessageSize"`
+	MaxSwarms         int `json:"maxSwarms"`
+	MaxNeighbours     int `json:"maxNeighbours"`
+	MaxHaveBlocks     int `json:"maxHaveBlocks"`
+	MessagesPerSecond int `json:"messagesPerSecond"`
+	MessageBurst      int `json:"messageBurst"`
+}
+
+// Join asks to enter a swarm with the blocks the client already holds.
+type Join struct {
+	// Swarm is the manifest id (64 lowercase hex).
+	Swarm string `json:"swarm"`
+	// URL is the resource URL the manifest was fetched for; informative.
+	URL string `json:"url,omitempty"`
+	// Blocks is the manifest's block count.
+	Blocks int `json:"blocks"`
+	// Bitfield has one bit per block, set for blocks held.
+	Bitfield Bitfield `json:"bitfield"`
+}
+
+// Neighbours introduces peers of one swarm. The server sends it in answer
+// to Join (possibly with no peers) and again whenever it suggests more.
+type Neighbours struct {
+	Swarm string      `json:"swarm"`
+	Peers []Neighbour `json:"peers"`
+}
+
+// Neighbour is one introduced peer. Offer names the side that creates the
+// WebRTC offer: of two introduced peers exactly one is told Offer true.
+type Neighbour struct {
+	ID    string `json:"id"`
+	Offer bool   `json:"offer"`
+}
+
+// Signal carries WebRTC signalling between two peers the coordinator
+// introduced in the same swarm. A client sets To; the server relays it with
+// To cleared and From set to the sender.
+type Signal struct {
+	Swarm string `json:"swarm"`
+	To    string `json:"to,omitempty"`
+	From  string `json:"from,omitempty"`
+	// Kind is SignalOffer, SignalAnswer or SignalCandidate.
+	Kind string `json:"kind"`
+	// Data is the SDP for an offer or answer, the candidate line
+	// ("candidate:...") for a candidate; an empty candidate means the end
+	// of candidates.
+	Data string `json:"data"`
+	// Mid is the media id a candidate belongs to (candidates only).
+	Mid string `json:"mid,omitempty"`
+}
+
+// Have tells the coordinator of blocks gained since the last Have or Join;
+// clients batch them.
+type Have struct {
+	Swarm  string `json:"swarm"`
+	Blocks []int  `json:"blocks"`
+}
+
+// Leave leaves a swarm; closing the connection leaves every swarm.
+type Leave struct {
+	Swarm string `json:"swarm"`
+}
+
+// Stats reports byte counters for one swarm, cumulative since Join, so a
+// lost or repeated report does no harm. Counters never decrease.
+type Stats struct {
+	Swarm          string `json:"swarm"`
+	BytesFromHTTP  int64  `json:"bytesFromHttp"`
+	BytesFromPeers int64  `json:"bytesFromPeers"`
+	BytesUploaded  int64  `json:"bytesUploaded"`
+}
+
+// Report names a neighbour that misbehaved.
+type Report struct {
+	Swarm string `json:"swarm"`
+	Peer  string `json:"peer"`
+	// Reason is ReportBadBlock or ReportProtocol.
+	Reason string `json:"reason"`
+}
+
+// Load is the server's hint that it is (or is no longer) loaded; while
+// loaded, clients should take more blocks from peers.
+type Load struct {
+	Loaded bool `json:"loaded"`
+}
+
+// PeerLeft tells a peer that a neighbour it was introduced to has gone.
+type PeerLeft struct {
+	Swarm string `json:"swarm"`
+	Peer  string `json:"peer"`
+}
+
+// Error tells a client what was wrong with what it sent. Swarm is set when
+// the error concerns one swarm. If the server then closes the connection,
+// the close code says why (see docs/PROTOCOL.md).
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Swarm   string `json:"swarm,omitempty"`
+}
+
+// Error codes sent by the server.
+const (
+	ErrCodeBadMessage     = "bad-message"
+	ErrCodeHelloFirst     = "hello-first"
+	ErrCodeVersion        = "version"
+	ErrCodeUnexpected     = "unexpected-type"
+	ErrCodeUnknownSwarm   = "unknown-swarm"
+	ErrCodeTooManySwarms  = "too-many-swarms"
+	ErrCodeSwarmFull      = "swarm-full"
+	ErrCodeAlreadyJoined  = "already-joined"
+	ErrCodeNotJoined      = "not-joined"
+	ErrCodeNotIntroduced  = "not-introduced"
+	ErrCodeBlockCount     = "block-count"
+	ErrCodeBadBlockIndex  = "bad-block-index"
+	ErrCodeStatsDecreased = "stats-decreased"
+	ErrCodeRateLimited    = "rate-limited"
+	ErrCodeSlowReader     = "slow-reader"
+	ErrCodeShutdown       = "shutdown"
+)
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Hello) CoordinatorType() string { return TypeHello }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Welcome) CoordinatorType() string { return TypeWelcome }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Join) CoordinatorType() string { return TypeJoin }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Neighbours) CoordinatorType() string { return TypeNeighbours }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Signal) CoordinatorType() string { return TypeSignal }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Have) CoordinatorType() string { return TypeHave }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Leave) CoordinatorType() string { return TypeLeave }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Stats) CoordinatorType() string { return TypeStats }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Report) CoordinatorType() string { return TypeReport }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Load) CoordinatorType() string { return TypeLoad }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*PeerLeft) CoordinatorType() string { return TypePeerLeft }
+
+// CoordinatorType implements CoordinatorMessage.
+func (*Error) CoordinatorType() string { return TypeError }
+
+// newCoordinatorMessage returns an empty message of the named type.
+func newCoordinatorMessage(typ string) CoordinatorMessage {
+	switch typ {
+	case TypeHello:
+		return new(Hello)
+	case TypeWelcome:
+		return new(Welcome)
+	case TypeJoin:
+		return new(Join)
+	case TypeNeighbours:
+		return new(Neighbours)
+	case TypeSignal:
+		return new(Signal)
+	case TypeHave:
+		return new(Have)
+	case TypeLeave:
+		return new(Leave)
+	case TypeStats:
+		return new(Stats)
+	case TypeReport:
+		return new(Report)
+	case TypeLoad:
+		return new(Load)
+	case TypePeerLeft:
+		return new(PeerLeft)
+	case TypeError:
+		return new(Error)
+	}
+	return nil
+}
