@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -17,7 +18,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours"
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -37,6 +38,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    http_rate_limit  <size>[/s]
 //	    inject           on|off
 //	    inject_exclude   <paths...>
+//	    allowed_origins  <origins...>
+//	    max_neighbours   <n>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -106,6 +109,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("inject_exclude needs at least one path pattern, such as /admin/*")
 			}
 			continue
+		case "allowed_origins":
+			h.AllowedOrigins = append(h.AllowedOrigins, d.RemainingArgs()...)
+			if len(h.AllowedOrigins) == 0 {
+				return d.Errf("allowed_origins needs at least one origin, such as https://www.example.com")
+			}
+			continue
+		case "max_neighbours":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 1 {
+				return d.Errf("max_neighbours: %q is not a positive whole number", d.Val())
+			}
+			h.MaxNeighbours = n
 		default:
 			return d.Errf("unknown p2pxhr subdirective %q; expected one of: %s", name, subdirectives)
 		}

@@ -6,6 +6,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/p2pxhr/p2pxhr/coordinator"
 	"github.com/p2pxhr/p2pxhr/inject"
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
@@ -62,6 +64,14 @@ type Handler struct {
 	// server in staging and demos. Zero means no limit.
 	HTTPRateLimit int64 `json:"http_rate_limit,omitempty"`
 
+	// AllowedOrigins lets pages of these other origins (scheme://host)
+	// use the coordinator; by default only the site's own pages may.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+
+	// MaxNeighbours is how many peers the coordinator keeps suggesting to
+	// each visitor. Default: 6.
+	MaxNeighbours int `json:"max_neighbours,omitempty"`
+
 	// Inject adds the client tag to HTML pages going out. Default: true.
 	Inject *bool `json:"inject,omitempty"`
 
@@ -76,6 +86,7 @@ type Handler struct {
 	limiter   *byteLimiter
 	client    *clientAsset
 	injector  *inject.Injector
+	coord     *coordinator.Coordinator
 }
 
 // CaddyModule returns the Caddy module information.
@@ -110,6 +121,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("p2pxhr: client: %w", err)
 	}
 	h.client = client
+	if h.coord, err = h.newCoordinator(); err != nil {
+		return fmt.Errorf("p2pxhr: coordinator: %w", err)
+	}
 	if *h.Inject {
 		if h.injector, err = h.newInjector(); err != nil {
 			return fmt.Errorf("p2pxhr: injection: %w", err)
@@ -162,6 +176,9 @@ func (h *Handler) Validate() error {
 	if blocks := protocol.BlockCount(h.MaxSize, h.BlockSize); blocks > protocol.MaxBlocks {
 		return fmt.Errorf("p2pxhr: max_size %d at block_size %d gives %d blocks, more than the limit of %d", h.MaxSize, h.BlockSize, blocks, protocol.MaxBlocks)
 	}
+	if h.MaxNeighbours < 0 || h.MaxNeighbours > 64 {
+		return fmt.Errorf("p2pxhr: max_neighbours %d outside 1..64", h.MaxNeighbours)
+	}
 	if h.HTTPRateLimit < 0 {
 		return fmt.Errorf("p2pxhr: http_rate_limit %d is negative", h.HTTPRateLimit)
 	}
@@ -170,10 +187,14 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases what Provision set up when the config is unloaded.
 func (h *Handler) Cleanup() error {
-	if h.ranges != nil {
-		return h.ranges.close()
+	var errs []error
+	if h.coord != nil {
+		errs = append(errs, h.coord.Close())
 	}
-	return nil
+	if h.ranges != nil {
+		errs = append(errs, h.ranges.close())
+	}
+	return errors.Join(errs...)
 }
 
 // ServeHTTP routes the module's own paths and wraps everything else.
@@ -195,6 +216,11 @@ func (h *Handler) serveOwnRoute(w http.ResponseWriter, r *http.Request, route st
 		return h.client.serve(w, r)
 	case "manifest":
 		return h.serveManifest(w, r)
+	case "ws":
+		h.coord.ServeHTTP(w, r)
+		return nil
+	case "stats":
+		return h.serveStats(w, r)
 	}
 	return next.ServeHTTP(w, r)
 }

@@ -72,6 +72,18 @@ func (s *manifestService) Known(id string) bool {
 	return ok
 }
 
+// Blocks gives the block count of a swarm built here, so the coordinator
+// refuses joiners that claim another.
+func (s *manifestService) Blocks(id string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.byID[id]
+	if !ok {
+		return 0, false
+	}
+	return len(e.manifest.Blocks), true
+}
+
 func (s *manifestService) cached(url string) *manifestEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,51 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/netip"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/p2pxhr/p2pxhr/coordinator"
+)
+
+// newCoordinator sets up the coordinator behind {prefix}ws: swarms open
+// only for manifests built here, and the rate limit's pressure is the
+// "server loaded" hint.
+func (h *Handler) newCoordinator() (*coordinator.Coordinator, error) {
+	return coordinator.New(coordinator.Config{
+		KnownSwarm:     h.manifests.Known,
+		SwarmBlocks:    h.manifests.Blocks,
+		MaxNeighbours:  h.MaxNeighbours,
+		AllowedOrigins: h.AllowedOrigins,
+		ClientIP:       clientIP,
+		Loaded:         h.limiter.Loaded,
+		Logger:         h.logger.Named("coordinator"),
+	})
+}
+
+// clientIP is the visitor's address as Caddy determined it (trusted
+// proxies applied), for the coordinator's same-network preference.
+func clientIP(r *http.Request) netip.Addr {
+	if s, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			return ip.Unmap()
+		}
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// serveStats answers GET {prefix}stats with the coordinator's totals.
+func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return writeJSONError(w, http.StatusMethodNotAllowed, "stats answers GET only")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(h.coord.Stats())
+}
