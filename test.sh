@@ -21,10 +21,9 @@ go mod download
 echo "== go vet"
 go vet ./...
 
-echo "== go test -race"
-go test -race -count=1 -timeout 30m ./...
 
-# Every fuzz target for a few seconds beyond its committed seed corpus.
+# Every fuzz target for a few seconds beyond its committed seed corpus
+# (the seed corpus itself also runs as part of the ordinary tests).
 fuzz_seconds=${FUZZ_SECONDS:-5}
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
@@ -33,3 +32,7 @@ for pkg in $(go list ./...); do
 		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${fuzz_seconds}s" "$pkg"
 	done
 done
+
+# Last, so the closing lines are the whole suite's summary.
+echo "== go test -race"
+go test -race -count=1 -timeout 30m ./...
