@@ -131,7 +131,7 @@ func closeCode(t *testing.T, ws *websocket.Conn) int {
 }
 
 func TestJoinMatchRelay(t *testing.T) {
-	_, url := startServer(t, Config{}, nil)
+	coord, url := startServer(t, Config{}, nil)
 	a := dial(t, url)
 	if n := a.join(testSwarm); len(n.Peers) != 0 {
 		t.Fatalf("first peer got neighbours %v", n.Peers)
@@ -152,6 +152,9 @@ func TestJoinMatchRelay(t *testing.T) {
 	a.send(&protocol.Signal{Swarm: testSwarm, To: b.id, Kind: protocol.SignalCandidate, Data: "candidate:1 1 udp 1 127.0.0.1 9 typ host", Mid: "0"})
 	if s, ok := b.read().(*protocol.Signal); !ok || s.From != a.id || s.Mid != "0" {
 		t.Fatalf("relayed candidate %#v", s)
+	}
+	if relayed := coord.Stats().SignalsRelayed; relayed != 2 {
+		t.Errorf("counted %d relayed signals, want 2", relayed)
 	}
 	// A third peer in another swarm cannot signal into this one.
 	c := dial(t, url)

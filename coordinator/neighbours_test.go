@@ -319,6 +319,9 @@ func TestReportsExcludeThenBan(t *testing.T) {
 	if codes := h.errorsTo("late"); len(codes) != 1 || codes[0] != protocol.ErrCodeNotIntroduced {
 		t.Fatalf("report of a stranger: %v", codes)
 	}
+	if st := h.tab.snapshot(); st.Reports != 2 || st.Bans != 1 {
+		t.Errorf("counted %d reports and %d bans, want 2 and 1", st.Reports, st.Bans)
+	}
 }
 
 func TestStatsCumulativeByGroup(t *testing.T) {

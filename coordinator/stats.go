@@ -16,6 +16,12 @@ type Stats struct {
 	BytesFromHTTP  int64 `json:"bytesFromHttp"`
 	BytesFromPeers int64 `json:"bytesFromPeers"`
 	BytesUploaded  int64 `json:"bytesUploaded"`
+	// SignalsRelayed, Reports and Bans count since start: signals passed
+	// between introduced peers, bad-peer reports accepted, and peers
+	// banned from a swarm.
+	SignalsRelayed int64 `json:"signalsRelayed"`
+	Reports        int64 `json:"reports"`
+	Bans           int64 `json:"bans"`
 	// Groups breaks members and bytes down by the A/B group peers named in
 	// hello; "" holds peers without a group (and any past 16 groups).
 	Groups map[string]GroupStats `json:"groups"`
@@ -31,9 +37,10 @@ type GroupStats struct {
 
 // statsBook accumulates totals; guarded by swarmTable.mu.
 type statsBook struct {
-	members int
-	total   GroupStats
-	groups  map[string]*GroupStats
+	members                int
+	signals, reports, bans int64
+	total                  GroupStats
+	groups                 map[string]*GroupStats
 }
 
 // groupKey returns the key a group is counted under, bounding the map.
@@ -77,6 +84,9 @@ func (t *swarmTable) snapshot() Stats {
 		BytesFromHTTP:  t.totals.total.BytesFromHTTP,
 		BytesFromPeers: t.totals.total.BytesFromPeers,
 		BytesUploaded:  t.totals.total.BytesUploaded,
+		SignalsRelayed: t.totals.signals,
+		Reports:        t.totals.reports,
+		Bans:           t.totals.bans,
 		Groups:         make(map[string]GroupStats, len(t.totals.groups)),
 	}
 	for k, g := range t.totals.groups {

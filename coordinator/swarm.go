@@ -244,6 +244,7 @@ func (t *swarmTable) relay(from string, sig *protocol.Signal) {
 		t.fail(from, sig.Swarm, protocol.ErrCodeNotIntroduced, "peer %.8s… was not introduced to you in this swarm", sig.To)
 		return
 	}
+	t.totals.signals++
 	out := *sig
 	out.To, out.From = "", from
 	t.publish(Message{To: sig.To, Swarm: sig.Swarm, From: from, Body: &out})
@@ -258,6 +259,7 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 		t.fail(from, s.id, protocol.ErrCodeNotIntroduced, "peer %.8s… is not your neighbour in this swarm", r.Peer)
 		return
 	}
+	t.totals.reports++
 	if len(mem.avoid) < maxAvoid {
 		if mem.avoid == nil {
 			mem.avoid = make(map[string]struct{})
@@ -280,6 +282,7 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 		set[from] = struct{}{}
 		if len(set) >= t.cfg.BanReporters {
 			s.banned[r.Peer] = true
+			t.totals.bans++
 			delete(s.reporters, r.Peer)
 			t.cfg.Logger.Info("peer banned from swarm after reports", zap.String("swarm", s.id), zap.String("peer", r.Peer))
 		}

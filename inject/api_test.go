@@ -239,3 +239,26 @@ func TestStrip(t *testing.T) {
 		t.Errorf("Strip without tag changed the page")
 	}
 }
+
+func TestOnInjectRunsOnlyForPagesThatGetTheTag(t *testing.T) {
+	calls := 0
+	in, err := New(Options{Src: "/c.js", OnInject: func(h http.Header, r *http.Request) {
+		calls++
+		h.Set("X-Injected", "yes")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := serve(t, in, "text/html", []byte("<html><head></head><body>x</body></html>"), nil, false)
+	if rec.Header().Get("X-Injected") != "yes" || calls != 1 {
+		t.Errorf("page: header %q after %d calls", rec.Header().Get("X-Injected"), calls)
+	}
+	rec, _ = serve(t, in, "image/png", []byte("not a page"), nil, false)
+	if rec.Header().Get("X-Injected") != "" || calls != 1 {
+		t.Errorf("image: header %q after %d calls", rec.Header().Get("X-Injected"), calls)
+	}
+	rec, _ = serve(t, in, "text/html", []byte(`<html><head><script src="/c.js"></script></head></html>`), nil, false)
+	if rec.Header().Get("X-Injected") != "" || calls != 1 {
+		t.Errorf("page already carrying the tag: header %q after %d calls", rec.Header().Get("X-Injected"), calls)
+	}
+}

@@ -41,6 +41,11 @@ type Options struct {
 	// A/B group, say); they follow Attrs.
 	RequestAttrs func(r *http.Request) []Attr
 
+	// OnInject, when set, is called once for each response that gets the
+	// tag, just before its headers go out, so the caller can add headers
+	// that belong only on pages carrying the client (an A/B cookie).
+	OnInject func(h http.Header, r *http.Request)
+
 	// Integrity is an optional Subresource Integrity value for the script
 	// ("sha384-..."). When set the tag also carries crossorigin.
 	Integrity string

@@ -238,6 +238,9 @@ func (rw *ResponseWriter) sendHeaders() {
 		return
 	}
 	h := rw.w.Header()
+	if rw.tag != "" && rw.in.opts.OnInject != nil {
+		rw.in.opts.OnInject(h, rw.r)
+	}
 	if rw.decoder != nil {
 		h.Del("Content-Encoding") // an outer encoder may compress again
 	}
