@@ -18,7 +18,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, ab, dashboard"
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -40,6 +40,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    inject_exclude   <paths...>
 //	    allowed_origins  <origins...>
 //	    max_neighbours   <n>
+//	    ab               <percent>
+//	    dashboard
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -124,6 +126,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_neighbours: %q is not a positive whole number", d.Val())
 			}
 			h.MaxNeighbours = n
+		case "ab":
+			if !d.NextArg() {
+				return d.Errf("ab needs the percentage of visitors in the P2P group, such as 50")
+			}
+			pct, err := strconv.ParseFloat(strings.TrimSuffix(d.Val(), "%"), 64)
+			if err != nil || pct < 0 || pct > 100 {
+				return d.Errf("ab: %q is not a percentage between 0 and 100", d.Val())
+			}
+			h.AB = &pct
+		case "dashboard":
+			h.Dashboard = true
 		default:
 			return d.Errf("unknown p2pxhr subdirective %q; expected one of: %s", name, subdirectives)
 		}

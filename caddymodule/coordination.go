@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/netip"
 
@@ -37,15 +36,4 @@ func clientIP(r *http.Request) netip.Addr {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
-}
-
-// serveStats answers GET {prefix}stats with the coordinator's totals.
-func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		return writeJSONError(w, http.StatusMethodNotAllowed, "stats answers GET only")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	return json.NewEncoder(w).Encode(h.coord.Stats())
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/p2pxhr/p2pxhr/coordinator"
@@ -64,6 +65,15 @@ type Handler struct {
 	// server in staging and demos. Zero means no limit.
 	HTTPRateLimit int64 `json:"http_rate_limit,omitempty"`
 
+	// AB splits visitors into A/B groups: this percentage (0-100) is
+	// assigned to the P2P group, the rest download over HTTP only and
+	// report the same way. Unset: every visitor uses P2P, no cookie.
+	AB *float64 `json:"ab,omitempty"`
+
+	// Dashboard serves the operators' dashboard at {prefix}dashboard.
+	// Off by default; put it behind basic_auth.
+	Dashboard bool `json:"dashboard,omitempty"`
+
 	// AllowedOrigins lets pages of these other origins (scheme://host)
 	// use the coordinator; by default only the site's own pages may.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
@@ -87,6 +97,10 @@ type Handler struct {
 	client    *clientAsset
 	injector  *inject.Injector
 	coord     *coordinator.Coordinator
+	metrics   *metrics
+	registry  *prometheus.Registry
+	reports   *reportBook
+	origin    *originBook
 }
 
 // CaddyModule returns the Caddy module information.
@@ -107,6 +121,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("p2pxhr: paths: %w", err)
 		}
 	}
+	h.registry = ctx.GetMetricsRegistry()
+	h.metrics = metricsFor(h.registry)
+	h.reports = newReportBook()
+	h.origin = newOriginBook()
 	h.limiter = newByteLimiter(h.HTTPRateLimit)
 	h.manifests = newManifestService(h)
 	if h.CacheSize > 0 {
@@ -124,6 +142,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.coord, err = h.newCoordinator(); err != nil {
 		return fmt.Errorf("p2pxhr: coordinator: %w", err)
 	}
+	h.metrics.coords.add(h.coord)
 	if *h.Inject {
 		if h.injector, err = h.newInjector(); err != nil {
 			return fmt.Errorf("p2pxhr: injection: %w", err)
@@ -179,6 +198,9 @@ func (h *Handler) Validate() error {
 	if h.MaxNeighbours < 0 || h.MaxNeighbours > 64 {
 		return fmt.Errorf("p2pxhr: max_neighbours %d outside 1..64", h.MaxNeighbours)
 	}
+	if h.AB != nil && (*h.AB < 0 || *h.AB > 100) {
+		return fmt.Errorf("p2pxhr: ab %v is not a percentage between 0 and 100", *h.AB)
+	}
 	if h.HTTPRateLimit < 0 {
 		return fmt.Errorf("p2pxhr: http_rate_limit %d is negative", h.HTTPRateLimit)
 	}
@@ -189,7 +211,11 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	var errs []error
 	if h.coord != nil {
+		h.metrics.coords.remove(h.coord)
 		errs = append(errs, h.coord.Close())
+	}
+	if h.registry != nil {
+		forgetMetrics(h.registry)
 	}
 	if h.ranges != nil {
 		errs = append(errs, h.ranges.close())

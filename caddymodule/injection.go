@@ -19,6 +19,10 @@ func (h *Handler) newInjector() (*inject.Injector, error) {
 		Src:     h.Prefix + "client.js?v=" + h.client.version,
 		Attrs:   []inject.Attr{{Name: "data-prefix", Value: h.Prefix}},
 		Exclude: h.InjectExclude,
+		RequestAttrs: func(r *http.Request) []inject.Attr {
+			return []inject.Attr{{Name: "data-group", Value: groupOf(r).group}}
+		},
+		OnInject: h.markGroup,
 		Decoders: map[string]inject.Decoder{
 			"br": func(r io.Reader) (io.ReadCloser, error) {
 				return io.NopCloser(brotli.NewReader(r)), nil
@@ -41,6 +45,7 @@ func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next cad
 		return h.serveResource(w, r, next)
 	}
 	h.injector.PrepareRequest(r)
+	r = withGroup(r, h.assignGroup(r))
 	iw := h.injector.Wrap(w, r)
 	err := h.serveResource(iw, r, next)
 	if cerr := iw.Close(); err == nil {

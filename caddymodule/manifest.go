@@ -84,6 +84,17 @@ func (s *manifestService) Blocks(id string) (int, bool) {
 	return len(e.manifest.Blocks), true
 }
 
+// Size gives the resource size of a swarm built here, to clamp reports.
+func (s *manifestService) Size(id string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.byID[id]
+	if !ok {
+		return 0, false
+	}
+	return e.manifest.Size, true
+}
+
 func (s *manifestService) cached(url string) *manifestEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,7 +131,9 @@ func (s *manifestService) store(e *manifestEntry) {
 // one trip to the origin.
 func (s *manifestService) Get(r *http.Request, url string) (*manifestEntry, error) {
 	v, err, _ := s.group.Do(url, func() (any, error) {
-		return s.fetch(r, url)
+		e, result, err := s.fetch(r, url)
+		s.h.metrics.manifests.WithLabelValues(result).Inc()
+		return e, err
 	})
 	if err != nil {
 		return nil, err
@@ -128,15 +141,17 @@ func (s *manifestService) Get(r *http.Request, url string) (*manifestEntry, erro
 	return v.(*manifestEntry), nil
 }
 
-func (s *manifestService) fetch(r *http.Request, url string) (*manifestEntry, error) {
+// fetch revalidates or builds the manifest of url and names the result
+// for the metrics: built, revalidated, refused or failed.
+func (s *manifestService) fetch(r *http.Request, url string) (*manifestEntry, string, error) {
 	server, ok := r.Context().Value(caddyhttp.ServerCtxKey).(http.Handler)
 	if !ok {
-		return nil, refuse(http.StatusInternalServerError, "no Caddy server in the request context")
+		return nil, "failed", refuse(http.StatusInternalServerError, "no Caddy server in the request context")
 	}
 	// The build outlives no request: it is bounded by the first caller's.
 	vr, err := http.NewRequestWithContext(withSubrequestMark(r.Context()), http.MethodGet, url, nil)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "url: %v", err)
+		return nil, "refused", refuse(http.StatusBadRequest, "url: %v", err)
 	}
 	vr.Host = r.Host
 	vr.RemoteAddr = r.RemoteAddr
@@ -159,22 +174,26 @@ func (s *manifestService) fetch(r *http.Request, url string) (*manifestEntry, er
 		return nil
 	}, bw.stopped)
 	if old != nil && bw.status == http.StatusNotModified {
-		return old, nil
+		return old, "revalidated", nil
 	}
 	m, err := bw.finish()
 	if err != nil {
-		return nil, err
+		result := "refused"
+		if me, ok := err.(*manifestError); ok && me.status >= 500 {
+			result = "failed"
+		}
+		return nil, result, err
 	}
 	m.URL = url
 	body, err := json.Marshal(m)
 	if err != nil {
-		return nil, err
+		return nil, "failed", err
 	}
 	e := &manifestEntry{manifest: m, body: body}
 	s.store(e)
 	s.h.logger.Debug("manifest built",
 		zap.String("url", url), zap.String("id", m.ID), zap.Int64("size", m.Size))
-	return e, nil
+	return e, "built", nil
 }
 
 // errStopBuild ends the origin's response early once it can't be shared.

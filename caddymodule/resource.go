@@ -102,7 +102,9 @@ func (rw *resourceWriter) Write(p []byte) (int, error) {
 	rw.WriteHeader(http.StatusOK)
 	switch rw.mode {
 	case modePaced:
-		return rw.h.limiter.write(rw.req.Context(), p, rw.ResponseWriterWrapper.Write)
+		n, err := rw.h.limiter.write(rw.req.Context(), p, rw.ResponseWriterWrapper.Write)
+		rw.h.countOrigin(rw.req, n)
+		return n, err
 	case modeCacheHit:
 		return 0, errServedFromCache
 	case modeCacheFill:
@@ -156,19 +158,29 @@ func (rw *resourceWriter) serveCopy() error {
 	defer rw.file.Close()
 	modTime, _ := http.ParseTime(rw.Header().Get("Last-Modified"))
 	rw.Header().Del("Content-Length")
-	http.ServeContent(pacedWriter{rw.ResponseWriterWrapper, rw.h.limiter, rw.req}, rw.req, "", modTime, rw.file)
+	http.ServeContent(pacedWriter{rw.ResponseWriterWrapper, rw.h, rw.req}, rw.req, "", modTime, rw.file)
 	return nil
 }
 
-// pacedWriter sends a body through the rate limit.
+// pacedWriter sends a body through the rate limit, counting it.
 type pacedWriter struct {
 	http.ResponseWriter
-	limiter *byteLimiter
-	req     *http.Request
+	h   *Handler
+	req *http.Request
 }
 
 func (pw pacedWriter) Write(p []byte) (int, error) {
-	return pw.limiter.write(pw.req.Context(), p, pw.ResponseWriter.Write)
+	n, err := pw.h.limiter.write(pw.req.Context(), p, pw.ResponseWriter.Write)
+	pw.h.countOrigin(pw.req, n)
+	return n, err
+}
+
+// countOrigin records bytes of a shareable resource sent from the origin.
+func (h *Handler) countOrigin(r *http.Request, n int) {
+	if n > 0 {
+		h.origin.add(r.URL.Path, int64(n))
+		h.metrics.originBytes.Add(float64(n))
+	}
 }
 
 // writerOnly hides every method but Write, so io.Copy cannot recurse

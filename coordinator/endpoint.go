@@ -13,7 +13,7 @@ import (
 // serves it until it closes. A cross-origin request gets 403 and an
 // overloaded or closed coordinator 503, both before upgrading.
 func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !c.originAllowed(r) {
+	if !c.OriginAllowed(r) {
 		http.Error(w, "p2pxhr: cross-origin WebSocket refused", http.StatusForbidden)
 		return
 	}
@@ -70,9 +70,10 @@ func hijackable(w http.ResponseWriter) http.ResponseWriter {
 	return w
 }
 
-// originAllowed accepts no Origin (non-browser peers), an Origin whose host
-// is the request's Host, or one listed in AllowedOrigins.
-func (c *Coordinator) originAllowed(r *http.Request) bool {
+// OriginAllowed applies the same-origin rule to a request: no Origin (a
+// non-browser peer), an Origin whose host is the request's Host, or one of
+// AllowedOrigins. The module uses it for its other client-facing routes.
+func (c *Coordinator) OriginAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true

@@ -1,0 +1,137 @@
+package caddymodule
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/p2pxhr/p2pxhr/coordinator"
+)
+
+// metrics are the module's Prometheus metrics, registered once per Caddy
+// metrics registry (one per loaded config) and shared by every p2pxhr
+// handler of that config, so they appear on Caddy's /metrics.
+type metrics struct {
+	clientBytes *prometheus.CounterVec
+	downloads   *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	rejected    *prometheus.CounterVec
+	originBytes prometheus.Counter
+	manifests   *prometheus.CounterVec
+	injections  prometheus.Counter
+	coords      *coordinatorCollector
+}
+
+var (
+	metricsMu         sync.Mutex
+	metricsByRegistry = map[*prometheus.Registry]*metrics{}
+)
+
+// metricsFor returns the metrics registered on reg, registering them on
+// first use. A nil registry (no metrics configured) gets a private one.
+func metricsFor(reg *prometheus.Registry) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	metricsMu.Lock()
+	defer metricsMu.Unlock()
+	if m, ok := metricsByRegistry[reg]; ok {
+		return m
+	}
+	const ns = "p2pxhr"
+	m := &metrics{
+		clientBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "client_bytes_total",
+			Help: "Bytes of finished downloads as reported by clients (client-claimed, validated and clamped), by source (http, peers, uploaded) and A/B group."},
+			[]string{"source", "group"}),
+		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "downloads_total",
+			Help: "Downloads reported by clients, by A/B group and outcome."}, []string{"group", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "download_duration_seconds",
+			Help:    "Duration of successful downloads reported by clients, by A/B group.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 12)}, []string{"group"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reports_rejected_total",
+			Help: "Client reports refused, by reason."}, []string{"reason"}),
+		originBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "origin_bytes_total",
+			Help: "Bytes of shareable resources the module let through from the origin (server-side truth)."}),
+		manifests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "manifest_requests_total",
+			Help: "Manifest requests, by result: built (the origin streamed the resource), revalidated (unchanged, from the cache), refused, failed."},
+			[]string{"result"}),
+		injections: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "injections_total",
+			Help: "HTML pages that got the client tag."}),
+		coords: newCoordinatorCollector(),
+	}
+	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.injections, m.coords)
+	metricsByRegistry[reg] = m
+	return m
+}
+
+// forget drops the metrics of a registry whose config was unloaded.
+func forgetMetrics(reg *prometheus.Registry) {
+	metricsMu.Lock()
+	delete(metricsByRegistry, reg)
+	metricsMu.Unlock()
+}
+
+// coordinatorCollector reports the live state of the coordinators of one
+// config: peers and swarms now, signals relayed, reports and bans.
+type coordinatorCollector struct {
+	mu     sync.Mutex
+	coords map[*coordinator.Coordinator]struct{}
+
+	peers, swarms, members, signals, reports, bans *prometheus.Desc
+}
+
+func newCoordinatorCollector() *coordinatorCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("p2pxhr_"+name, help, nil, nil)
+	}
+	return &coordinatorCollector{
+		coords:  map[*coordinator.Coordinator]struct{}{},
+		peers:   d("peers", "Peers connected to the coordinator now."),
+		swarms:  d("swarms", "Swarms with at least one member now."),
+		members: d("swarm_members", "Swarm memberships now (a peer in two swarms counts twice)."),
+		signals: d("signals_relayed_total", "Signalling messages relayed between introduced peers."),
+		reports: d("peer_reports_total", "Reports of peers that sent bad blocks or broke the protocol."),
+		bans:    d("bans_total", "Peers banned from a swarm after reports."),
+	}
+}
+
+func (c *coordinatorCollector) add(co *coordinator.Coordinator) {
+	c.mu.Lock()
+	c.coords[co] = struct{}{}
+	c.mu.Unlock()
+}
+
+func (c *coordinatorCollector) remove(co *coordinator.Coordinator) {
+	c.mu.Lock()
+	delete(c.coords, co)
+	c.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
+	var sum coordinator.Stats
+	c.mu.Lock()
+	for co := range c.coords {
+		s := co.Stats()
+		sum.Peers += s.Peers
+		sum.Swarms += s.Swarms
+		sum.Members += s.Members
+		sum.SignalsRelayed += s.SignalsRelayed
+		sum.Reports += s.Reports
+		sum.Bans += s.Bans
+	}
+	c.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(sum.Peers))
+	ch <- prometheus.MustNewConstMetric(c.swarms, prometheus.GaugeValue, float64(sum.Swarms))
+	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(sum.Members))
+	ch <- prometheus.MustNewConstMetric(c.signals, prometheus.CounterValue, float64(sum.SignalsRelayed))
+	ch <- prometheus.MustNewConstMetric(c.reports, prometheus.CounterValue, float64(sum.Reports))
+	ch <- prometheus.MustNewConstMetric(c.bans, prometheus.CounterValue, float64(sum.Bans))
+}
