@@ -248,6 +248,9 @@ func (h *Handler) serveOwnRoute(w http.ResponseWriter, r *http.Request, route st
 	case "stats":
 		return h.serveStats(w, r)
 	}
+	if served, err := h.serveDashboard(w, r, route); served {
+		return err
+	}
 	return next.ServeHTTP(w, r)
 }
 

@@ -1,14 +1,15 @@
-// Package client holds the P2PXHR browser client and the pages served with
-// it, embedded so the Caddy module serves them from the binary. It imports
-// nothing in Go but embed.
+// Package client holds the P2PXHR browser client as small ES modules,
+// embedded so the Caddy module bundles and serves them from the binary
+// (caddymodule/clientjs.go runs esbuild over them at Provision: no npm).
+// It imports nothing in Go but embed.
 package client
 
 import "embed"
 
-// Files holds the client bundle and the pages.
+// Files holds the client's ES modules under src/.
 //
-//go:embed client.js
+//go:embed src/*.js
 var Files embed.FS
 
-// BundleName is the file every page loads.
-const BundleName = "client.js"
+// Entry is the module every page loads; it imports the others.
+const Entry = "src/index.js"

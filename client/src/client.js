@@ -1,0 +1,122 @@
+// Client is the page's P2P side: one coordinator link, the swarms the
+// page has joined (kept after a download so it seeds while open), and
+// transfer(), which brings a shareable resource into a verified Blob from
+// HTTP and neighbours, restarting on a new manifest if the origin changes.
+import { CoordinatorLink } from './coordinator.js';
+import { Swarm } from './swarm.js';
+import { Download } from './download.js';
+import { fetchManifest } from './manifest.js';
+import { OriginChanged } from './httpblock.js';
+
+const MAX_RESTARTS = 3;
+// Headers a page may set without changing the response it gets.
+const HARMLESS = /^(cache-control|pragma|x-requested-with)$/i;
+
+export class Client {
+  constructor(config) {
+    this.config = config;
+    this.swarms = new Map();
+    this.totals = { fromHttp: 0, fromPeers: 0, uploaded: 0 };
+    this.link = null;
+  }
+
+  /**
+   * The absolute URL if a request may be shared: P2P on, WebRTC present, a
+   * GET to this origin without credentials or headers that change the response.
+   * @returns {URL|null}
+   */
+  shareable(method, url, withCredentials, headerNames) {
+    if (!this.config.p2p || typeof RTCPeerConnection !== 'function' || !crypto.subtle) return null;
+    if (String(method).toUpperCase() !== 'GET' || withCredentials) return null;
+    if (headerNames.some((h) => !HARMLESS.test(h))) return null;
+    let u;
+    try { u = new URL(url, location.href); } catch { return null; }
+    return u.origin === location.origin && !u.pathname.startsWith(this.config.prefix) ? u : null;
+  }
+
+  ctx() {
+    if (!this.link) {
+      const ws = new URL(this.config.prefix + 'ws', location.href);
+      ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+      this.link = new CoordinatorLink(ws.href, this.config.group);
+    }
+    return { config: this.config, link: this.link, totals: this.totals };
+  }
+
+  /**
+   * Fetches u into a verified Blob. Resolves null when the module says the
+   * resource is not shareable (nothing started yet: the caller delegates).
+   * hooks.onManifest(m) fires once the first manifest is known;
+   * hooks.onProgress(stats) after every verified block.
+   */
+  async transfer(u, hooks, signal) {
+    const stats = { bytesFromHttp: 0, bytesFromPeers: 0, peers: 0, loaded: 0, total: 0 };
+    for (let attempt = 0; ; attempt++) {
+      const m = await fetchManifest(this.config.prefix, u, signal);
+      if (!m) {
+        if (attempt === 0) return null;
+        throw new Error('p2pxhr: the resource is no longer shareable');
+      }
+      const swarm = this.swarmFor(m, u);
+      const base = { http: stats.bytesFromHttp, peers: stats.bytesFromPeers };
+      if (attempt === 0) hooks.onManifest(m);
+      stats.total = m.size;
+      try {
+        while (!swarm.store.complete) {
+          if (swarm.download) {
+            await swarm.download.promise.catch(() => {}); // another request of this page is on it
+            continue;
+          }
+          const d = new Download(swarm, u.href, (d) => {
+            stats.bytesFromHttp = base.http + d.fromHttp;
+            stats.bytesFromPeers = base.peers + d.fromPeers;
+            stats.peers = Math.max(stats.peers, d.peersUsed.size);
+            stats.loaded = swarm.store.bytes;
+            hooks.onProgress(stats);
+          });
+          await (d.promise = d.run(signal));
+        }
+      } catch (err) {
+        if (!(err instanceof OriginChanged) || attempt >= MAX_RESTARTS) throw err;
+        this.drop(swarm); // never mix two versions: restart from an empty store
+        continue;
+      }
+      stats.loaded = m.size;
+      const blob = swarm.store.toBlob(m.contentType);
+      this.retire(swarm);
+      return { blob, manifest: m, stats };
+    }
+  }
+
+  swarmFor(m, u) {
+    let s = this.swarms.get(m.id);
+    if (!s) this.swarms.set(m.id, (s = new Swarm(m, u.pathname + u.search, this.ctx())));
+    return s;
+  }
+
+  drop(s) {
+    if (this.swarms.get(s.id) === s) this.swarms.delete(s.id);
+    s.leave();
+  }
+
+  // retire keeps complete swarms to seed, the newest first, within
+  // maxSeedBytes; without upload nothing is kept.
+  retire(done) {
+    let budget = this.config.upload ? this.config.maxSeedBytes : 0;
+    for (const s of [...this.swarms.values()].reverse()) {
+      if (s.download || !s.store.complete) continue;
+      if (s.store.bytes <= budget && (s !== done || this.config.upload)) budget -= s.store.bytes;
+      else this.drop(s);
+    }
+    // Re-inserting marks `done` as the newest.
+    if (this.swarms.delete(done.id)) this.swarms.set(done.id, done);
+  }
+
+  /** Page-wide totals and the neighbours connected now. */
+  stats() {
+    let peers = 0;
+    for (const s of this.swarms.values()) peers += s.openConns().length;
+    const t = this.totals;
+    return { peers, bytesFromHttp: t.fromHttp, bytesFromPeers: t.fromPeers, bytesUploaded: t.uploaded };
+  }
+}

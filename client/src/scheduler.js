@@ -1,0 +1,151 @@
+// BlockScheduler decides which block goes where: HTTP or which peer. It is
+// a line-by-line port of peer/scheduler.go (the Go peer) so browsers and Go
+// peers behave alike in one swarm; docs/protocol-wire.md ("Scheduler")
+// states the policy. Pure bookkeeping: no I/O, times passed in as ms.
+
+const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000 };
+
+export class BlockScheduler {
+  /** @param {boolean[]} done blocks already held */
+  constructor(cfg, done, now) {
+    const c = { ...DEFAULTS, ...cfg };
+    if (c.maxWindow < c.initialWindow) c.maxWindow = Math.max(32, c.initialWindow);
+    this.cfg = c;
+    this.done = done.slice();
+    this.remaining = done.filter((d) => !d).length;
+    this.avail = new Array(done.length).fill(0);
+    this.late = new Array(done.length).fill(false);
+    this.http = new Set();
+    this.holders = new Map(); // peer requests in flight per block
+    this.peers = new Map();
+    this.loaded = false;
+    this.start = now;
+  }
+
+  isDone() { return this.remaining === 0; }
+
+  setLoaded(v) { this.loaded = v; }
+
+  held(i) { return this.holders.get(i) || 0; }
+
+  /** Records a peer's bitfield from its hello. */
+  addPeer(id, has) {
+    this.removePeer(id);
+    const p = { has: new Array(this.done.length).fill(false), window: this.cfg.initialWindow, inflight: new Map(), skip: new Set() };
+    this.peers.set(id, p);
+    has.forEach((h, i) => { if (h && i < p.has.length) { p.has[i] = true; this.avail[i]++; } });
+  }
+
+  /** Forgets a peer; its requests in flight become free again. */
+  removePeer(id) {
+    const p = this.peers.get(id);
+    if (!p) return;
+    for (const i of p.inflight.keys()) this.holders.set(i, this.held(i) - 1);
+    p.has.forEach((h, i) => { if (h) this.avail[i]--; });
+    this.peers.delete(id);
+  }
+
+  peerHas(id, i) {
+    const p = this.peers.get(id);
+    if (p && i >= 0 && i < p.has.length && !p.has[i]) { p.has[i] = true; this.avail[i]++; }
+  }
+
+  /** Frees a declined request: notHave forgets the block, busy halves the window. */
+  rejected(id, i, notHave) {
+    const p = this.peers.get(id);
+    if (!p) return;
+    this.release(p, i);
+    if (notHave && p.has[i]) { p.has[i] = false; this.avail[i]--; } else if (!notHave) p.window = Math.max(1, p.window >> 1);
+  }
+
+  release(p, i) {
+    if (p.inflight.delete(i)) this.holders.set(i, this.held(i) - 1);
+  }
+
+  // Endgame: every missing block is requested somewhere, so idle sources
+  // may duplicate requests and one slow peer cannot hold up the end.
+  endgame() {
+    if (this.remaining > this.cfg.endgameBlocks) return false;
+    return this.done.every((d, i) => d || this.held(i) > 0 || this.http.has(i));
+  }
+
+  /** Blocks to request from peer id now, rarest first, filling its window. */
+  nextForPeer(id, now) {
+    const p = this.peers.get(id);
+    const out = [];
+    if (!p) return out;
+    while (p.inflight.size < p.window) {
+      const end = this.endgame();
+      let best = -1, bestAvail = 0, ties = 0;
+      for (let i = 0; i < this.done.length; i++) {
+        if (this.done[i] || !p.has[i] || p.skip.has(i) || p.inflight.has(i)) continue;
+        const busy = this.held(i) > 0 || this.http.has(i);
+        if (busy && (!end || this.held(i) >= 2)) continue;
+        if (best < 0 || this.avail[i] < bestAvail) { best = i; bestAvail = this.avail[i]; ties = 1; }
+        else if (this.avail[i] === bestAvail && Math.random() * ++ties < 1) best = i; // random among the rarest
+      }
+      if (best < 0) break;
+      p.inflight.set(best, now + this.cfg.requestTimeout);
+      this.holders.set(best, this.held(best) + 1);
+      out.push(best);
+    }
+    return out;
+  }
+
+  /** A block for an HTTP range request, or -1 if HTTP should idle. */
+  nextForHTTP(now) {
+    const n = this.done.length;
+    const free = (i) => !this.done[i] && !this.http.has(i) && this.held(i) === 0;
+    const take = (i) => { this.http.add(i); return i; };
+    if (!this.loaded) for (let i = 0; i < Math.min(this.cfg.firstBlocks, n); i++) if (free(i)) return take(i);
+    for (let i = 0; i < n; i++) if (free(i) && this.late[i] && (!this.loaded || this.availFor(i) === 0)) return take(i);
+    if (!this.loaded || now - this.start >= this.cfg.loadedGrace) {
+      for (let i = 0; i < n; i++) if (free(i) && this.avail[i] === 0) return take(i);
+    }
+    if (!this.loaded && this.endgame()) for (let i = 0; i < n; i++) if (!this.done[i] && !this.http.has(i)) return take(i);
+    return -1;
+  }
+
+  availFor(i) {
+    let n = 0;
+    for (const p of this.peers.values()) if (p.has[i] && !p.skip.has(i)) n++;
+    return n;
+  }
+
+  httpFailed(i) { this.http.delete(i); }
+
+  /**
+   * Marks block i held, delivered by peer `from` ('' for HTTP). Returns the
+   * peers whose duplicate requests lost and whether an HTTP fetch lost.
+   */
+  completed(i, from) {
+    const w = this.peers.get(from);
+    if (w) {
+      if (w.inflight.has(i)) w.window = Math.min(this.cfg.maxWindow, w.window + 1);
+      this.release(w, i);
+    }
+    const httpLost = from !== '' && this.http.has(i);
+    this.http.delete(i);
+    const losers = [];
+    for (const [id, p] of this.peers) if (p.inflight.has(i)) { this.release(p, i); losers.push(id); }
+    if (!this.done[i]) { this.done[i] = true; this.remaining--; }
+    return { losers, httpLost };
+  }
+
+  /** Requests past their deadline, freed, their blocks marked late. */
+  expire(now) {
+    const out = [];
+    for (const [id, p] of this.peers) {
+      let shrunk = false;
+      for (const [i, dl] of p.inflight) {
+        if (now < dl) continue;
+        this.release(p, i);
+        p.skip.add(i);
+        this.late[i] = true;
+        if (!shrunk) { p.window = Math.max(1, p.window >> 1); shrunk = true; }
+        out.push({ peer: id, block: i });
+      }
+    }
+    return out;
+  }
+}

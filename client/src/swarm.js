@@ -1,0 +1,131 @@
+// Swarm is this page's membership in one manifest's swarm: its verified
+// blocks, its connections to neighbours the coordinator introduced, and
+// what it tells the coordinator (have, stats, report). It outlives the
+// download that filled it, so the page seeds the file while it stays open.
+import { BlockStore } from './store.js';
+import { PeerConn } from './peerconn.js';
+import * as msg from './coordmsg.js';
+
+const HAVE_FLUSH = 500, STATS_PERIOD = 5000, MAX_HAVE = 1024;
+
+export class Swarm {
+  constructor(manifest, url, ctx) {
+    this.manifest = manifest;
+    this.id = manifest.id;
+    this.url = url;
+    this.ctx = ctx; // { config, link, totals }
+    this.store = new BlockStore(manifest);
+    this.conns = new Map();
+    this.banned = new Set();
+    this.download = null;
+    this.pendingHave = [];
+    this.counters = { fromHttp: 0, fromPeers: 0, uploaded: 0 };
+    this.sent = '';
+    this.statsTimer = setInterval(() => this.sendStats(), STATS_PERIOD);
+    ctx.link.join(this);
+  }
+
+  /** Whether this page offers its blocks to neighbours (data-upload). */
+  serving() { return this.ctx.config.upload; }
+
+  openConns() { return [...this.conns.values()].filter((c) => c.open); }
+
+  coordinatorMessage(m) {
+    switch (m.type) {
+      case 'neighbours':
+        for (const p of m.peers || []) if (p.offer) this.connect(p.id, true);
+        break;
+      case 'signal': {
+        let c = this.conns.get(m.from);
+        if (!c && m.kind === 'offer') c = this.connect(m.from, false);
+        if (c) c.signal(m.kind, m.data, m.mid).catch(() => c.close());
+        break;
+      }
+      case 'peer-left': {
+        const c = this.conns.get(m.peer);
+        if (c && !c.open) c.close(); // an open channel may outlive the peer's coordinator link
+        break;
+      }
+    }
+  }
+
+  connect(id, offer) {
+    const cfg = this.ctx.config;
+    if (!id || id === this.ctx.link.peer || this.conns.has(id) || this.banned.has(id) || this.conns.size >= cfg.maxPeers) return null;
+    let c;
+    try {
+      c = new PeerConn(this, id, { iceServers: cfg.iceServers });
+    } catch {
+      return null; // WebRTC refused (policy, extension): HTTP carries on
+    }
+    this.conns.set(id, c);
+    if (offer) c.offer().catch(() => c.close());
+    return c;
+  }
+
+  sendSignal(to, kind, data, mid) {
+    this.ctx.link.send(msg.signal(this.id, to, kind, data, mid));
+  }
+
+  peerMessage(c, m) {
+    if (this.download) this.download.peerMessage(c, m);
+  }
+
+  connClosed(c) {
+    if (this.conns.get(c.remote) === c) this.conns.delete(c.remote);
+    if (this.download) this.download.peerGone(c);
+  }
+
+  /** Drops a neighbour that broke the protocol or sent a bad block, and reports it. */
+  ban(c, reason) {
+    this.banned.add(c.remote);
+    this.ctx.link.send(msg.report(this.id, c.remote, reason));
+    c.close();
+  }
+
+  violation(c) { this.ban(c, 'protocol'); }
+
+  setLoaded(v) {
+    if (this.download) this.download.setLoaded(v);
+  }
+
+  /** Announces a newly verified block to neighbours and (batched) to the coordinator. */
+  announce(i) {
+    if (!this.serving()) return;
+    for (const c of this.conns.values()) c.send({ type: 'have', block: i });
+    this.pendingHave.push(i);
+    if (this.pendingHave.length >= MAX_HAVE) this.flushHave();
+    else if (!this.haveTimer) this.haveTimer = setTimeout(() => this.flushHave(), HAVE_FLUSH);
+  }
+
+  flushHave() {
+    clearTimeout(this.haveTimer);
+    this.haveTimer = 0;
+    if (this.pendingHave.length) this.ctx.link.send(msg.have(this.id, this.pendingHave.splice(0)));
+  }
+
+  count(kind, n) {
+    this.counters[kind] += n;
+    this.ctx.totals[kind] += n;
+  }
+
+  uploaded(n) { this.count('uploaded', n); }
+
+  /** Sends the cumulative counters when they changed. */
+  sendStats() {
+    const key = JSON.stringify(this.counters);
+    if (key === this.sent || !this.ctx.link.ready) return;
+    this.sent = key;
+    this.ctx.link.send(msg.stats(this.id, this.counters));
+  }
+
+  /** Leaves the swarm for good: closes connections, stops reporting. */
+  leave() {
+    this.flushHave();
+    this.sendStats();
+    clearInterval(this.statsTimer);
+    this.ctx.link.leave(this.id);
+    for (const c of [...this.conns.values()]) c.close();
+    this.store.clear();
+  }
+}

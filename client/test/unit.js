@@ -1,0 +1,151 @@
+// Unit tests of the client's modules in a real browser: the wire codec and
+// the coordinator message builders against protocol/testdata vectors (the
+// ones the Go code is checked against), and the scheduler with the cases of
+// peer/scheduler_test.go. Results go to window.unitResult.
+import * as wire from '../src/wire.js';
+import * as coord from '../src/coordmsg.js';
+import { BlockScheduler } from '../src/scheduler.js';
+import { sha256Hex, verifyBlock } from '../src/hash.js';
+import { BlockStore } from '../src/store.js';
+import { toBits, fromBits } from '../src/bitfield.js';
+
+const failures = [];
+let total = 0;
+const check = (ok, name) => { total++; if (!ok) failures.push(name); };
+const eq = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const fromHex = (h) => Uint8Array.from(h.match(/../g) || [], (x) => parseInt(x, 16));
+const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+const sorted = (a) => a.slice().sort((x, y) => x - y);
+
+// toVector turns a decoded message into the vectors' JSON shape.
+function toVector(m) {
+  if (m.type === 'hello') return { type: 'hello', version: m.version, swarmId: m.swarmId, blockCount: m.blockCount, have: m.have.flatMap((h, i) => (h ? [i] : [])) };
+  if (m.type === 'piece') return { type: 'piece', block: m.block, offset: m.offset, data: toHex(m.data) };
+  return m;
+}
+
+// fromVector turns a vector value into what encode takes.
+function fromVector(v) {
+  if (v.type === 'hello') { const have = new Array(v.blockCount).fill(false); v.have.forEach((i) => { have[i] = true; }); return { ...v, have }; }
+  if (v.type === 'piece') return { ...v, data: fromHex(v.data) };
+  return v;
+}
+
+function wireTests(vec) {
+  for (const v of vec.valid) {
+    let got;
+    try { got = toVector(wire.decode(fromHex(v.hex))); } catch (e) { got = String(e); }
+    check(eq(got, v.value), `wire decode ${v.name}: ${JSON.stringify(got).slice(0, 200)}`);
+    let enc;
+    try { enc = toHex(wire.encode(fromVector(v.value))); } catch (e) { enc = String(e); }
+    check(enc === v.hex, `wire encode ${v.name}: ${enc.slice(0, 80)}`);
+  }
+  for (const v of vec.invalid) {
+    let err = null;
+    try { wire.decode(fromHex(v.hex)); } catch (e) { err = e; }
+    check(err instanceof wire.WireError && err.message.includes(v.error), `wire reject ${v.name}: ${err}`);
+  }
+}
+
+const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+function coordinatorTests(vec) {
+  const build = {
+    hello: (v) => coord.hello(v.group),
+    join: (v) => coord.join(v.swarm, v.url, fromBits(fromB64(v.bitfield), v.blocks)),
+    signal: (v) => (v.to ? coord.signal(v.swarm, v.to, v.kind, v.data, v.mid) : null),
+    have: (v) => coord.have(v.swarm, v.blocks),
+    leave: (v) => coord.leave(v.swarm),
+    stats: (v) => coord.stats(v.swarm, { fromHttp: v.bytesFromHttp, fromPeers: v.bytesFromPeers, uploaded: v.bytesUploaded }),
+    report: (v) => coord.report(v.swarm, v.peer, v.reason),
+  };
+  let built = 0;
+  for (const v of vec.valid) {
+    const m = build[v.value.type] && build[v.value.type](v.value);
+    if (m) {
+      built++;
+      const got = JSON.stringify(m);
+      check(got === v.json, `coordinator build ${v.name}: ${got}`);
+    }
+    check(eq(coord.parse(v.json), v.value), `coordinator parse ${v.name}`);
+  }
+  check(built >= 7, `coordinator: only ${built} client messages built`);
+  check(coord.parse('[1,2]') === null && coord.parse('hello') === null && coord.parse('{"version":1}') === null, 'coordinator parse rejects non-messages');
+}
+
+// The cases of peer/scheduler_test.go, with times in ms.
+function schedulerTests() {
+  const T = [true, true, true, true];
+  let s = new BlockScheduler({ initialWindow: 2, maxWindow: 3 }, new Array(4).fill(false), 0);
+  s.addPeer('a', T); s.addPeer('b', [false, true, true, true]); s.addPeer('c', [false, false, true, true]);
+  check(eq(sorted(s.nextForPeer('a', 0)), [0, 1]), 'scheduler rarest first');
+  check(s.nextForPeer('a', 0).length === 0, 'scheduler window bound');
+  check(s.completed(0, 'a').httpLost === false, 'scheduler no HTTP to lose');
+  check(s.nextForPeer('a', 0).length === 2, 'scheduler window grows');
+
+  s = new BlockScheduler({ firstBlocks: 1, endgameBlocks: -1 }, new Array(3).fill(false), 0);
+  s.addPeer('a', [true, true, false]);
+  check(s.nextForHTTP(0) === 0, 'scheduler HTTP takes the first block');
+  check(s.nextForHTTP(0) === 2, 'scheduler HTTP takes blocks no peer has');
+  check(eq(s.nextForPeer('a', 0), [1]), 'scheduler peer takes the rest');
+  s.setLoaded(true); s.httpFailed(2);
+  check(s.nextForHTTP(0) === -1, 'scheduler loaded: HTTP waits for the grace period');
+  check(s.nextForHTTP(3600e3) === 2, 'scheduler loaded: HTTP after the grace period');
+
+  s = new BlockScheduler({ firstBlocks: -1, requestTimeout: 1000, initialWindow: 4 }, [false, false], 0);
+  s.addPeer('slow', [true, true]); s.addPeer('other', [true, false]);
+  s.nextForPeer('slow', 0);
+  check(s.expire(2000).length === 2, 'scheduler deadlines expire');
+  check(s.nextForPeer('slow', 0).length === 0, 'scheduler late peer not asked again');
+  check(eq(s.nextForPeer('other', 0), [0]), 'scheduler another peer takes a late block');
+  check(s.nextForHTTP(0) === 1, 'scheduler HTTP takes a late block');
+
+  s = new BlockScheduler({ firstBlocks: -1 }, [true, false], 0);
+  s.addPeer('a', [true, true]); s.addPeer('b', [true, true]);
+  check(eq(s.nextForPeer('a', 0), [1]), 'scheduler endgame: a');
+  check(eq(s.nextForPeer('b', 0), [1]), 'scheduler endgame: b duplicates');
+  check(s.nextForHTTP(0) === 1, 'scheduler endgame: HTTP duplicates');
+  const r = s.completed(1, 'b');
+  check(eq(r.losers, ['a']) && r.httpLost && s.isDone(), 'scheduler endgame: losers cancelled');
+
+  // Random tie-breaking spreads peers of one swarm over different blocks.
+  const firsts = new Set();
+  for (let k = 0; k < 40; k++) {
+    const t = new BlockScheduler({ firstBlocks: -1, initialWindow: 1 }, new Array(16).fill(false), 0);
+    t.addPeer('p', new Array(16).fill(true));
+    firsts.add(t.nextForPeer('p', 0)[0]);
+  }
+  check(firsts.size > 3, 'scheduler ties broken at random');
+}
+
+async function otherTests() {
+  check((await sha256Hex(new TextEncoder().encode('abc'))) === 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 'sha256 of abc');
+  const data = new Uint8Array(20000).map((_, i) => i & 255);
+  const blocks = [await sha256Hex(data.subarray(0, 16384)), await sha256Hex(data.subarray(16384))];
+  const m = { size: 20000, blockSize: 16384, blocks };
+  check(await verifyBlock(m, 1, data.subarray(16384)), 'verify a good block');
+  const bad = data.slice(16384); bad[7] ^= 1;
+  check(!(await verifyBlock(m, 1, bad)), 'refuse a corrupted block');
+  check(!(await verifyBlock(m, 0, data.subarray(0, 100))), 'refuse a short block');
+  const st = new BlockStore(m);
+  check(st.put(1, data.subarray(16384)) && !st.put(1, data.subarray(16384)) && !st.complete, 'store put once');
+  st.put(0, data.subarray(0, 16384));
+  check(st.complete && eq(st.have(), [true, true]), 'store complete');
+  check(eq(Array.from(new Uint8Array(await st.toBlob().arrayBuffer())), Array.from(data)), 'store blob is the bytes in order');
+  check(eq(toHex(toBits([true, false, false, true, false, false, false, false, false, true])), '9040'), 'bitfield msb first');
+}
+
+(async () => {
+  try {
+    const base = new URLSearchParams(location.search).get('vectors') || '/vectors/';
+    const get = async (n) => (await fetch(base + n)).json();
+    wireTests(await get('wire_vectors.json'));
+    coordinatorTests(await get('coordinator_vectors.json'));
+    schedulerTests();
+    await otherTests();
+  } catch (e) {
+    failures.push('exception: ' + (e && e.stack || e));
+  }
+  window.unitResult = { total, failures };
+  document.getElementById('out').textContent = failures.length ? 'FAIL\n' + failures.join('\n') : `PASS ${total}`;
+})();
