@@ -18,7 +18,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, ab, dashboard"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, ab, dashboard, auto, ice_server"
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -42,6 +42,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_neighbours   <n>
 //	    ab               <percent>
 //	    dashboard
+//	    auto             <patterns...>
+//	    ice_server       <stun:|turn:url> [<username> <credential>]
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -137,6 +139,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AB = &pct
 		case "dashboard":
 			h.Dashboard = true
+		case "auto":
+			h.Auto = append(h.Auto, d.RemainingArgs()...)
+			if len(h.Auto) == 0 {
+				return d.Errf("auto needs at least one path pattern, such as *.mp4 or /downloads/*")
+			}
+			continue
+		case "ice_server":
+			args := d.RemainingArgs()
+			if len(args) != 1 && len(args) != 3 {
+				return d.Errf("ice_server takes a URL, or a URL, a username and a credential")
+			}
+			srv := ICEServer{URLs: args[:1]}
+			if len(args) == 3 {
+				srv.Username, srv.Credential = args[1], args[2]
+			}
+			h.ICEServers = append(h.ICEServers, srv)
+			continue
 		default:
 			return d.Errf("unknown p2pxhr subdirective %q; expected one of: %s", name, subdirectives)
 		}

@@ -74,6 +74,15 @@ type Handler struct {
 	// Off by default; put it behind basic_auth.
 	Dashboard bool `json:"dashboard,omitempty"`
 
+	// Auto lists path patterns (`*.mp4`, `/downloads/*`) whose links and
+	// images the injected client accelerates with no page code. Off by
+	// default.
+	Auto []string `json:"auto,omitempty"`
+
+	// ICEServers are the STUN/TURN servers clients use to reach each
+	// other beyond one network; passed to every page on the client tag.
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
+
 	// AllowedOrigins lets pages of these other origins (scheme://host)
 	// use the coordinator; by default only the site's own pages may.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
@@ -151,6 +160,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// ICEServer is one STUN or TURN server, as RTCPeerConnection takes it.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
 // fillDefaults sets every option left unset to its default.
 func fillDefaults(h *Handler) {
 	if h.Prefix == "" {
@@ -197,6 +213,13 @@ func (h *Handler) Validate() error {
 	}
 	if h.MaxNeighbours < 0 || h.MaxNeighbours > 64 {
 		return fmt.Errorf("p2pxhr: max_neighbours %d outside 1..64", h.MaxNeighbours)
+	}
+	for _, s := range h.ICEServers {
+		for _, u := range s.URLs {
+			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				return fmt.Errorf("p2pxhr: ice_server %q must be a stun:, turn: or turns: URL", u)
+			}
+		}
 	}
 	if h.AB != nil && (*h.AB < 0 || *h.AB > 100) {
 		return fmt.Errorf("p2pxhr: ab %v is not a percentage between 0 and 100", *h.AB)

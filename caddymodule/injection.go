@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/andybalholm/brotli"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -17,7 +19,7 @@ import (
 func (h *Handler) newInjector() (*inject.Injector, error) {
 	return inject.New(inject.Options{
 		Src:     h.Prefix + "client.js?v=" + h.client.version,
-		Attrs:   []inject.Attr{{Name: "data-prefix", Value: h.Prefix}},
+		Attrs:   h.tagAttrs(),
 		Exclude: h.InjectExclude,
 		RequestAttrs: func(r *http.Request) []inject.Attr {
 			return []inject.Attr{{Name: "data-group", Value: groupOf(r).group}}
@@ -36,6 +38,20 @@ func (h *Handler) newInjector() (*inject.Injector, error) {
 			},
 		},
 	})
+}
+
+// tagAttrs are the client's options carried on its tag, so the client
+// needs no second round trip to learn them.
+func (h *Handler) tagAttrs() []inject.Attr {
+	attrs := []inject.Attr{{Name: "data-prefix", Value: h.Prefix}}
+	if len(h.ICEServers) > 0 {
+		servers, _ := json.Marshal(h.ICEServers) // plain strings always marshal
+		attrs = append(attrs, inject.Attr{Name: "data-ice-servers", Value: string(servers)})
+	}
+	if len(h.Auto) > 0 {
+		attrs = append(attrs, inject.Attr{Name: "data-auto", Value: strings.Join(h.Auto, " ")})
+	}
+	return attrs
 }
 
 // serveInjected passes a request on with its HTML response rewritten to

@@ -106,3 +106,38 @@ func TestInjectionCanBeTurnedOffOrExcluded(t *testing.T) {
 		}
 	})
 }
+
+func TestTagCarriesTheClientOptions(t *testing.T) {
+	origin := pageOrigin(t)
+	defer origin.Close()
+	base := startCaddy(t, "p2pxhr {\n auto *.mp4 /downloads/*\n ice_server stun:stun.example.org:3478\n ice_server turn:turn.example.org user secret\n}\nreverse_proxy "+origin.URL)
+	_, body := get(t, base+"/plain.html")
+	doc, err := html.Parse(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs := map[string]string{}
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "script" {
+			for _, a := range n.Attr {
+				attrs[a.Key] = a.Val
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	want := map[string]string{
+		"data-prefix":      "/_p2pxhr/",
+		"data-auto":        "*.mp4 /downloads/*",
+		"data-group":       "p2p",
+		"data-ice-servers": `[{"urls":["stun:stun.example.org:3478"]},{"urls":["turn:turn.example.org"],"username":"user","credential":"secret"}]`,
+	}
+	for k, v := range want {
+		if attrs[k] != v {
+			t.Errorf("%s=%q, want %q", k, attrs[k], v)
+		}
+	}
+}
