@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
@@ -47,11 +48,16 @@ func BenchmarkRawSHA256(b *testing.B) {
 	}
 }
 
-// BenchmarkSmallResponse compares requests/s of a 10 KB non-shareable
-// response through a site with p2pxhr and through the same site without.
+// BenchmarkSmallResponse compares requests/s of 10 KB responses through a
+// site with p2pxhr and through the same site without it: a non-shareable
+// binary file (pure pass-through) and an HTML page (which gets the tag).
 func BenchmarkSmallResponse(b *testing.B) {
 	root := b.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "small.html"), randomBytes(10_000, 2), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(root, "small.bin"), randomBytes(10_000, 2), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	page := "<!doctype html><html><head><title>bench</title></head><body>" + strings.Repeat("<p>lorem ipsum dolor sit amet</p>\n", 280) + "</body></html>"
+	if err := os.WriteFile(filepath.Join(root, "page.html"), []byte(page), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	with, without := freePort(b), freePort(b)
@@ -65,24 +71,26 @@ http://127.0.0.1:%d {
 	file_server
 }
 `, with, root, without, root), fmt.Sprintf("http://127.0.0.1:%d", with))
-	for _, site := range []struct {
-		name string
-		port int
-	}{{"with-p2pxhr", with}, {"without", without}} {
-		b.Run(site.name, func(b *testing.B) {
-			url := fmt.Sprintf("http://127.0.0.1:%d/small.html", site.port)
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					res, err := client.Get(url)
-					if err != nil {
-						b.Error(err)
-						return
+	for _, file := range []string{"small.bin", "page.html"} {
+		for _, site := range []struct {
+			name string
+			port int
+		}{{"with-p2pxhr", with}, {"without", without}} {
+			b.Run(file+"/"+site.name, func(b *testing.B) {
+				url := fmt.Sprintf("http://127.0.0.1:%d/%s", site.port, file)
+				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						res, err := client.Get(url)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						io.Copy(io.Discard, res.Body)
+						res.Body.Close()
 					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
+				})
 			})
-		})
+		}
 	}
 }
