@@ -18,6 +18,10 @@ const DefaultPrefix = "/_p2pxhr/"
 // maxRestarts bounds how often one Download restarts on a changed origin.
 const maxRestarts = 3
 
+// ErrAlreadyInSwarm is returned by Download or Seed for a resource version
+// this Client is already downloading or seeding: one membership per swarm.
+var ErrAlreadyInSwarm = errors.New("peer: already in swarm")
+
 // Options configure a Client; zero fields take defaults.
 type Options struct {
 	// Signaller meets other peers; nil downloads over HTTP only and seeds
@@ -35,6 +39,9 @@ type Options struct {
 	HTTPConcurrency int
 	// Scheduler tunes block scheduling.
 	Scheduler SchedulerConfig
+	// StatsInterval is how often each swarm's running totals are handed to
+	// the signaller (default 2s); the signaller decides how often to send.
+	StatsInterval time.Duration
 	// Progress, if set, is called after each new verified block, from the
 	// goroutine that stored it; it must be quick.
 	Progress func(Progress)
@@ -90,6 +97,9 @@ func New(opts Options) (*Client, error) {
 	if opts.HTTPConcurrency <= 0 {
 		opts.HTTPConcurrency = 2
 	}
+	if opts.StatsInterval <= 0 {
+		opts.StatsInterval = 2 * time.Second
+	}
 	c := &Client{opts: opts, sig: opts.Signaller, swarms: map[string]*swarm{}, stop: make(chan struct{})}
 	if c.sig != nil {
 		rtc, err := newRTCStack(opts.RTC)
@@ -110,10 +120,22 @@ func (c *Client) Uploaded() int64 { return c.uploaded.Load() }
 func (c *Client) dispatch() {
 	defer c.wg.Done()
 	neigh, sigs, loaded := c.sig.Neighbours(), c.sig.Signals(), c.sig.Loaded()
+	stats := time.NewTicker(c.opts.StatsInterval)
+	defer stats.Stop()
 	for neigh != nil || sigs != nil || loaded != nil {
 		select {
 		case <-c.stop:
 			return
+		case <-stats.C:
+			c.mu.Lock()
+			swarms := make([]*swarm, 0, len(c.swarms))
+			for _, s := range c.swarms {
+				swarms = append(swarms, s)
+			}
+			c.mu.Unlock()
+			for _, s := range swarms {
+				c.sig.Stats(s.id, s.stats())
+			}
 		case in, ok := <-neigh:
 			if !ok {
 				neigh = nil
@@ -163,7 +185,7 @@ func (c *Client) join(ctx context.Context, s *swarm, manifestURL string) (func()
 	}
 	if c.swarms[s.id] != nil {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("peer: already in swarm %s", s.id)
+		return nil, fmt.Errorf("%w %s", ErrAlreadyInSwarm, s.id)
 	}
 	c.swarms[s.id] = s
 	if s.dl != nil {
@@ -175,6 +197,8 @@ func (c *Client) join(ctx context.Context, s *swarm, manifestURL string) (func()
 		delete(c.swarms, s.id)
 		c.mu.Unlock()
 		if c.sig != nil {
+			// Final totals first: after Leave the coordinator drops them.
+			c.sig.Stats(s.id, s.stats())
 			c.sig.Leave(s.id)
 		}
 		s.shutdown()
@@ -232,9 +256,6 @@ func (c *Client) Download(ctx context.Context, resource string, dst io.WriterAt)
 			if err := t.Truncate(m.Size); err != nil {
 				return res, err
 			}
-		}
-		if c.sig != nil {
-			c.sig.Stats(m.ID, SwarmStats{FromHTTP: res.BytesFromHTTP, FromPeers: res.BytesFromPeers, Uploaded: c.Uploaded()})
 		}
 		return res, nil
 	}

@@ -82,6 +82,14 @@ func (d *download) run(ctx context.Context) error {
 	}
 }
 
+// failWith ends the attempt with err (the first one wins).
+func (d *download) failWith(err error) {
+	select {
+	case d.fail <- err:
+	default:
+	}
+}
+
 func (d *download) kick() {
 	select {
 	case d.wake <- struct{}{}:
@@ -135,11 +143,8 @@ func (d *download) httpWorker(ctx context.Context) {
 		delete(d.httpStop, i)
 		d.sched.HTTPFailed(i)
 		d.mu.Unlock()
-		if errors.Is(err, ErrOriginChanged) {
-			select {
-			case d.fail <- err:
-			default:
-			}
+		if errors.Is(err, ErrOriginChanged) || errors.Is(err, ErrWrite) {
+			d.failWith(err)
 			return
 		}
 		if ctx.Err() != nil {
@@ -298,10 +303,14 @@ func (d *download) piece(c *conn, p *protocol.WirePiece) {
 	d.mu.Unlock()
 
 	added, err := d.s.store.Put(p.Block, a.buf)
-	if err != nil {
+	if errors.Is(err, ErrBadBlock) {
 		// Nothing was written. The peer is dropped and reported; its
 		// requests go back to the scheduler when the conn closes.
 		d.s.ban(c, reasonBadBlock)
+		return
+	}
+	if err != nil {
+		d.failWith(err) // our disk, not the peer's fault
 		return
 	}
 	d.completed(p.Block, c.remote, added, len(a.buf))

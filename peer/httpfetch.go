@@ -59,7 +59,7 @@ func FetchManifest(ctx context.Context, hc *http.Client, resource, prefix string
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("peer: manifest %s: HTTP %d", mu, resp.StatusCode)
+		return nil, manifestError(mu, resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
 	if err != nil {
@@ -76,6 +76,42 @@ func FetchManifest(ctx context.Context, hc *http.Client, resource, prefix string
 		return nil, err
 	}
 	return &m, nil
+}
+
+// ManifestError is a manifest request the server answered with an error
+// status: the resource is not shareable (private, too small, not found...)
+// or the module is not at that prefix. Reason is the module's JSON
+// "error" text when there is one.
+type ManifestError struct {
+	URL    string
+	Status int
+	Reason string
+}
+
+func (e *ManifestError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("peer: manifest %s: HTTP %d", e.URL, e.Status)
+	}
+	return fmt.Sprintf("peer: manifest %s: HTTP %d: %s", e.URL, e.Status, e.Reason)
+}
+
+// maxErrorBody bounds the error body read for its reason.
+const maxErrorBody = 4 << 10
+
+func manifestError(mu string, resp *http.Response) *ManifestError {
+	e := &ManifestError{URL: mu, Status: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var j struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &j) == nil {
+		// The reason is shown to users: keep it one bounded line.
+		e.Reason = strings.Join(strings.Fields(j.Error), " ")
+		if len(e.Reason) > 256 {
+			e.Reason = e.Reason[:256]
+		}
+	}
+	return e
 }
 
 // fetchBlock reads block i of m from resource with one range request. The

@@ -4,10 +4,14 @@ import "context"
 
 // Introduction is the coordinator suggesting a neighbour in a swarm. Offer
 // tells which side creates the WebRTC offer, so two peers never both do.
+// Gone turns it into the opposite: the peer left the swarm (or reported
+// us), so the connection to it is closed. Both travel on one channel so a
+// departure and a later re-introduction of the same peer stay in order.
 type Introduction struct {
 	Swarm string
 	Peer  string
 	Offer bool
+	Gone  bool
 }
 
 // Signal kinds, the same strings as the coordinator's signal messages.

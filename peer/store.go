@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/p2pxhr/p2pxhr/protocol"
@@ -11,6 +12,12 @@ import (
 
 // ErrBadBlock means bytes did not match the manifest hash of their block.
 var ErrBadBlock = errors.New("peer: block does not match the manifest")
+
+// ErrWrite means a verified block could not be written to the destination
+// (disk full, file closed...). It ends the download: no peer or retry can
+// fix it, and it is never blamed on the peer that sent the block. The OS
+// error stays in the chain (errors.Is(err, syscall.ENOSPC)).
+var ErrWrite = errors.New("peer: cannot write the destination")
 
 // BlockStore holds the verified blocks of one manifest version. A block is
 // written to the destination only after VerifyBlock accepted it, and read
@@ -58,6 +65,42 @@ func NewSeedStore(m *protocol.Manifest, r io.ReaderAt) (*BlockStore, error) {
 	return s, nil
 }
 
+// CheckContent verifies that r holds exactly the resource of m: the right
+// size (when r has a Size or Stat method) and every block matching its
+// hash. The error names the first block that does not.
+func CheckContent(m *protocol.Manifest, r io.ReaderAt) error {
+	if sz, ok := contentSize(r); ok && sz != m.Size {
+		return fmt.Errorf("peer: content is %d bytes, the manifest says %d", sz, m.Size)
+	}
+	buf := make([]byte, m.BlockSize)
+	for i := range m.Blocks {
+		off, n := m.BlockRange(i)
+		k, err := r.ReadAt(buf[:n], off)
+		if k < n {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("peer: block %d (bytes %d-%d): %w", i, off, off+int64(n)-1, err)
+		}
+		if !m.VerifyBlock(i, buf[:n]) {
+			return fmt.Errorf("peer: block %d (bytes %d-%d): %w", i, off, off+int64(n)-1, ErrBadBlock)
+		}
+	}
+	return nil
+}
+
+func contentSize(r io.ReaderAt) (int64, bool) {
+	switch v := r.(type) {
+	case interface{ Size() int64 }:
+		return v.Size(), true
+	case interface{ Stat() (os.FileInfo, error) }:
+		if fi, err := v.Stat(); err == nil {
+			return fi.Size(), true
+		}
+	}
+	return 0, false
+}
+
 // Manifest returns the manifest the store verifies against.
 func (s *BlockStore) Manifest() *protocol.Manifest { return s.m }
 
@@ -78,7 +121,7 @@ func (s *BlockStore) Put(i int, data []byte) (added bool, err error) {
 	}
 	off, _ := s.m.BlockRange(i)
 	if _, err := s.w.WriteAt(data, off); err != nil {
-		return false, fmt.Errorf("peer: writing block %d: %w", i, err)
+		return false, fmt.Errorf("%w: block %d: %w", ErrWrite, i, err)
 	}
 	s.have[i] = true
 	s.n++

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
@@ -20,6 +21,8 @@ type swarm struct {
 	id    string
 	store *BlockStore
 	dl    *download // nil when only seeding
+
+	uploaded atomic.Int64 // bytes sent to peers of this swarm, for Stats
 
 	mu     sync.Mutex
 	conns  map[string]*conn
@@ -46,7 +49,10 @@ func (s *swarm) connect(remote string, offer bool) *conn {
 	}
 	c := newConn(pc, remote, s.id, s, s.store, &s.c.wg)
 	c.hooks = s.c.opts.hooks
-	c.upload = func(n int) { s.c.uploaded.Add(int64(n)) }
+	c.upload = func(n int) {
+		s.uploaded.Add(int64(n))
+		s.c.uploaded.Add(int64(n))
+	}
 	c.sendSig = func(kind, data string) {
 		_ = s.c.sig.Send(context.Background(), remote, Signal{Swarm: s.id, To: remote, Kind: kind, Data: data})
 	}
@@ -60,9 +66,27 @@ func (s *swarm) connect(remote string, offer bool) *conn {
 }
 
 func (s *swarm) introduce(in Introduction) {
+	if in.Gone {
+		s.mu.Lock()
+		c := s.conns[in.Peer]
+		s.mu.Unlock()
+		if c != nil {
+			c.close() // not a ban: it may be introduced again later
+		}
+		return
+	}
 	if in.Offer {
 		s.connect(in.Peer, true)
 	}
+}
+
+// stats are this membership's totals, cumulative since it joined.
+func (s *swarm) stats() SwarmStats {
+	st := SwarmStats{Uploaded: s.uploaded.Load()}
+	if s.dl != nil {
+		st.FromHTTP, st.FromPeers = s.dl.fromHTTP.Load(), s.dl.fromPeers.Load()
+	}
+	return st
 }
 
 func (s *swarm) signal(sig Signal) {
