@@ -18,7 +18,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, ab, dashboard, auto, ice_server"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, ab, dashboard, auto, ice_server, backplane"
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -137,6 +137,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("ab: %q is not a percentage between 0 and 100", d.Val())
 			}
 			h.AB = &pct
+		case "backplane":
+			if err := parseBackplane(d, h); err != nil {
+				return err
+			}
+			continue
 		case "dashboard":
 			h.Dashboard = true
 		case "auto":

@@ -13,7 +13,12 @@ import (
 // only for manifests built here, and the rate limit's pressure is the
 // "server loaded" hint.
 func (h *Handler) newCoordinator() (*coordinator.Coordinator, error) {
-	return coordinator.New(coordinator.Config{
+	bp, err := h.newBackplane()
+	if err != nil {
+		return nil, err
+	}
+	c, err := coordinator.New(coordinator.Config{
+		Backplane:      bp,
 		KnownSwarm:     h.manifests.Known,
 		SwarmBlocks:    h.manifests.Blocks,
 		MaxNeighbours:  h.MaxNeighbours,
@@ -22,6 +27,10 @@ func (h *Handler) newCoordinator() (*coordinator.Coordinator, error) {
 		Loaded:         h.limiter.Loaded,
 		Logger:         h.logger.Named("coordinator"),
 	})
+	if err != nil && bp != nil {
+		bp.Close()
+	}
+	return c, err
 }
 
 // clientIP is the visitor's address as Caddy determined it (trusted

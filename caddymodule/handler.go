@@ -98,6 +98,9 @@ type Handler struct {
 	// patterns; a trailing /* matches any depth).
 	InjectExclude []string `json:"inject_exclude,omitempty"`
 
+	// Backplane shares swarms with other nodes through NATS (backplane.go).
+	Backplane *BackplaneConfig `json:"backplane,omitempty"`
+
 	logger    *zap.Logger
 	paths     caddyhttp.MatchPath
 	manifests *manifestService

@@ -24,6 +24,10 @@ type Message struct {
 	Net string
 	// Group is From's A/B group, for stats.
 	Group string
+	// Node is the node holding a connection: From's on a swarm-bound
+	// message, To's on a delivery. A networked backplane sets it and routes
+	// by it; in a single process it stays "".
+	Node string
 	// Body is the protocol message. Toward the swarm state: Join, Have,
 	// Leave, Stats, Report, or Signal with To set. Toward a peer:
 	// Neighbours (an introduction), Signal with From set (a relay),

@@ -56,6 +56,9 @@ func New(cfg Config) (*Coordinator, error) {
 		c.bp = NewMemoryBackplane()
 	}
 	c.table = newSwarmTable(&c.cfg, c.bp.Publish)
+	if cb, ok := c.bp.(clusterBackplane); ok {
+		cb.bindTable(c.table)
+	}
 	c.bp.HandleSwarms(c.table.handle)
 	c.upgrader = websocket.Upgrader{
 		// Small read buffers and a shared write pool keep an idle
@@ -103,7 +106,24 @@ func (c *Coordinator) Stats() Stats {
 	c.mu.Lock()
 	s.Peers = c.peers
 	c.mu.Unlock()
+	if cb, ok := c.bp.(clusterBackplane); ok {
+		s.Node, s.Nodes = cb.clusterStats()
+		for _, n := range s.Nodes {
+			s.ClusterSwarms += n.OwnedSwarms
+			s.ClusterMembers += n.OwnedMembers
+			s.ClusterPeers += n.Peers
+		}
+	}
 	return s
+}
+
+// clusterBackplane is a Backplane that splits swarm state among nodes
+// (NATSBackplane): it repairs the coordinator's swarm table when nodes
+// come and go, and reports every node's counts.
+type clusterBackplane interface {
+	Backplane
+	bindTable(*swarmTable)
+	clusterStats() (node string, nodes map[string]NodeStats)
 }
 
 // Loaded reports the load hint clients were last told.

@@ -1,5 +1,7 @@
 package coordinator
 
+import "time"
+
 // maxGroups bounds the distinct A/B groups tracked; groups are named by
 // clients, so past this many the rest are counted under "".
 const maxGroups = 16
@@ -25,6 +27,39 @@ type Stats struct {
 	// Groups breaks members and bytes down by the A/B group peers named in
 	// hello; "" holds peers without a group (and any past 16 groups).
 	Groups map[string]GroupStats `json:"groups"`
+
+	// With a cluster backplane (NATS), Swarms, Members and the byte and
+	// event counters above are those of the swarms whose state this node
+	// holds, and Peers its own connections: summed over Nodes they give
+	// the cluster's totals without counting anything twice. Node is this
+	// node's id; Nodes has every live node's counts, this node's fresh
+	// and the others' from their last heartbeat (at most one heartbeat
+	// interval old). ClusterSwarms, ClusterMembers and ClusterPeers are
+	// the sums. All are empty in a single process.
+	Node           string               `json:"node,omitempty"`
+	Nodes          map[string]NodeStats `json:"nodes,omitempty"`
+	ClusterSwarms  int                  `json:"clusterSwarms,omitempty"`
+	ClusterMembers int                  `json:"clusterMembers,omitempty"`
+	ClusterPeers   int                  `json:"clusterPeers,omitempty"`
+}
+
+// NodeStats is one node's part of a cluster's Stats.
+type NodeStats struct {
+	// Peers is the connections the node holds; Members their swarm
+	// memberships (wherever the swarms' state lives).
+	Peers   int `json:"peers"`
+	Members int `json:"members"`
+	// OwnedSwarms are the swarms whose state the node holds, and
+	// OwnedMembers their members, on any node.
+	OwnedSwarms  int `json:"ownedSwarms"`
+	OwnedMembers int `json:"ownedMembers"`
+	// Counters of the owned swarms since the node started.
+	BytesFromHTTP  int64 `json:"bytesFromHttp"`
+	BytesFromPeers int64 `json:"bytesFromPeers"`
+	BytesUploaded  int64 `json:"bytesUploaded"`
+	SignalsRelayed int64 `json:"signalsRelayed"`
+	// LastSeen is when these counts were taken.
+	LastSeen time.Time `json:"lastSeen"`
 }
 
 // GroupStats is the part of Stats for one A/B group.

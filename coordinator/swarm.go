@@ -1,7 +1,9 @@
 package coordinator
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go.uber.org/zap"
@@ -25,6 +27,11 @@ type swarmTable struct {
 	mu     sync.Mutex
 	swarms map[string]*swarm
 	totals statsBook
+	// node is the node of the peer whose message is being handled, so an
+	// error goes back to where it came from; "" in a single process.
+	node string
+	// cluster state; zero in a single process (cluster.go).
+	clusterState
 }
 
 type swarm struct {
@@ -45,6 +52,7 @@ type swarm struct {
 
 type member struct {
 	id    string
+	node  string // the node holding its connection; "" in a single process
 	net   string
 	group string
 	seq   uint64
@@ -57,6 +65,11 @@ type member struct {
 	avoid map[string]struct{}
 	// last cumulative stats, to turn reports into deltas.
 	http, peers, up int64
+	// resynced: rebuilt from its node's state, its join may still come.
+	resynced bool
+	// pending holds links it claims that the other side has not confirmed
+	// yet, while its swarm is rebuilt after a change of nodes (cluster.go).
+	pending map[string]struct{}
 }
 
 func newSwarmTable(cfg *Config, publish func(Message)) *swarmTable {
@@ -67,6 +80,7 @@ func newSwarmTable(cfg *Config, publish func(Message)) *swarmTable {
 func (t *swarmTable) handle(m Message) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.node = m.Node
 	switch b := m.Body.(type) {
 	case *protocol.Join:
 		t.join(m, b)
@@ -83,8 +97,14 @@ func (t *swarmTable) handle(m Message) {
 	}
 }
 
+// fail tells the peer whose message is being handled what was wrong,
+// unless the swarm state is being rebuilt after a change of nodes, when
+// not-joined and not-introduced only mean its state has not arrived yet.
 func (t *swarmTable) fail(to, swarm, code, format string, args ...any) {
-	t.publish(Message{To: to, Swarm: swarm, Body: &protocol.Error{
+	if t.quiet(code) {
+		return
+	}
+	t.publish(Message{To: to, Node: t.node, Swarm: swarm, Body: &protocol.Error{
 		Code: code, Message: fmt.Sprintf(format, args...), Swarm: swarm}})
 }
 
@@ -108,7 +128,14 @@ func (t *swarmTable) join(m Message, j *protocol.Join) {
 			reporters: make(map[string]map[string]struct{}), banned: make(map[string]bool)}
 		t.swarms[j.Swarm] = s
 	}
-	if s.members[m.From] != nil {
+	if old := s.members[m.From]; old != nil {
+		if old.resynced {
+			// Its state arrived from its node before the join itself (the
+			// owner changed in between): this is the answer to that join.
+			old.resynced = false
+			t.introduce(s, old, t.choose(s, old), true)
+			return
+		}
 		t.fail(m.From, s.id, protocol.ErrCodeAlreadyJoined, "already in this swarm")
 		return
 	}
@@ -117,7 +144,7 @@ func (t *swarmTable) join(m Message, j *protocol.Join) {
 		return
 	}
 	s.seq++
-	mem := &member{id: m.From, net: m.Net, group: t.totals.groupKey(m.Group), seq: s.seq, open: -1,
+	mem := &member{id: m.From, node: m.Node, net: m.Net, group: t.totals.groupKey(m.Group), seq: s.seq, open: -1,
 		bits: append(protocol.Bitfield(nil), j.Bitfield...), count: j.Bitfield.Count(),
 		links: make(map[string]struct{})}
 	s.members[mem.id] = mem
@@ -142,9 +169,9 @@ func (t *swarmTable) introduce(s *swarm, a *member, picks []*member, always bool
 		t.refresh(s, p)
 	}
 	t.refresh(s, a)
-	t.publish(Message{To: a.id, Swarm: s.id, Body: &protocol.Neighbours{Swarm: s.id, Peers: peers}})
+	t.publish(Message{To: a.id, Node: a.node, Swarm: s.id, Body: &protocol.Neighbours{Swarm: s.id, Peers: peers}})
 	for _, p := range picks {
-		t.publish(Message{To: p.id, Swarm: s.id, Body: &protocol.Neighbours{Swarm: s.id,
+		t.publish(Message{To: p.id, Node: p.node, Swarm: s.id, Body: &protocol.Neighbours{Swarm: s.id,
 			Peers: []protocol.Neighbour{{ID: a.id, Offer: false}}}})
 	}
 }
@@ -164,6 +191,12 @@ func (t *swarmTable) leave(from, id string) {
 		t.fail(from, id, protocol.ErrCodeNotJoined, "not in this swarm")
 		return
 	}
+	t.remove(s, mem)
+}
+
+// remove takes mem out of s, tells its neighbours and tops them up.
+func (t *swarmTable) remove(s *swarm, mem *member) {
+	from, id := mem.id, s.id
 	delete(s.members, from)
 	t.refresh(s, mem) // no longer a member: out of open
 	delete(s.reporters, from)
@@ -181,10 +214,12 @@ func (t *swarmTable) leave(from, id string) {
 		}
 		delete(n.links, from)
 		t.refresh(s, n)
-		t.publish(Message{To: nid, Swarm: id, Body: &protocol.PeerLeft{Swarm: id, Peer: from}})
+		t.publish(Message{To: nid, Node: n.node, Swarm: id, Body: &protocol.PeerLeft{Swarm: id, Peer: from}})
 		orphans = append(orphans, n)
 	}
-	// Keep suggesting: every neighbour that lost a link is topped up.
+	// Keep suggesting: every neighbour that lost a link is topped up, in
+	// join order so that who offers to whom does not depend on map order.
+	slices.SortFunc(orphans, func(a, b *member) int { return cmp.Compare(a.seq, b.seq) })
 	for _, n := range orphans {
 		t.topUp(s, n)
 	}
@@ -247,7 +282,11 @@ func (t *swarmTable) relay(from string, sig *protocol.Signal) {
 	t.totals.signals++
 	out := *sig
 	out.To, out.From = "", from
-	t.publish(Message{To: sig.To, Swarm: sig.Swarm, From: from, Body: &out})
+	var node string
+	if to := t.swarms[sig.Swarm].members[sig.To]; to != nil {
+		node = to.node
+	}
+	t.publish(Message{To: sig.To, Node: node, Swarm: sig.Swarm, From: from, Body: &out})
 }
 
 func (t *swarmTable) report(from string, r *protocol.Report) {
@@ -271,7 +310,7 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 	if bad := s.members[r.Peer]; bad != nil {
 		delete(bad.links, from)
 		t.refresh(s, bad)
-		t.publish(Message{To: r.Peer, Swarm: s.id, Body: &protocol.PeerLeft{Swarm: s.id, Peer: from}})
+		t.publish(Message{To: r.Peer, Node: bad.node, Swarm: s.id, Body: &protocol.PeerLeft{Swarm: s.id, Peer: from}})
 	}
 	if !s.banned[r.Peer] {
 		set := s.reporters[r.Peer]

@@ -27,6 +27,7 @@ func newCoordOrigin(t *testing.T, v *version, bytesPerSec int) *origin {
 	mux.Handle("/", o.handler())
 	mux.Handle("/_p2pxhr/ws", coord)
 	o.srv = httptest.NewServer(mux)
+	o.coord = coord
 	t.Cleanup(func() {
 		coord.Close()
 		o.srv.Close()
@@ -85,6 +86,13 @@ func TestMaliciousPeerThroughCoordinator(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+
+	// Reports travel on their own; wait until both have been applied.
+	for deadline := time.Now().Add(10 * time.Second); o.coord.Stats().Bans < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the liar was not banned: %+v", o.coord.Stats())
+		}
+	}
 
 	// Reported by two peers, the liar is introduced to no one any more: a
 	// later joiner's first neighbour is the honest seeder that joins after

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"github.com/p2pxhr/p2pxhr/coordinator"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -55,6 +56,7 @@ type origin struct {
 	bytesPerSec int
 	ranges      atomic.Int64 // range requests answered
 	onRange     func(n int64)
+	coord       *coordinator.Coordinator // set by newCoordOrigin
 }
 
 // newBenchOrigin is an origin trickling at 64 KiB/s, closed with b.
