@@ -78,6 +78,7 @@ type coordinatorCollector struct {
 	coords map[*coordinator.Coordinator]struct{}
 
 	peers, swarms, members, signals, reports, bans *prometheus.Desc
+	nodePeers, nodeSwarms                          *prometheus.Desc
 }
 
 func newCoordinatorCollector() *coordinatorCollector {
@@ -92,6 +93,10 @@ func newCoordinatorCollector() *coordinatorCollector {
 		signals: d("signals_relayed_total", "Signalling messages relayed between introduced peers."),
 		reports: d("peer_reports_total", "Reports of peers that sent bad blocks or broke the protocol."),
 		bans:    d("bans_total", "Peers banned from a swarm after reports."),
+		nodePeers: prometheus.NewDesc("p2pxhr_cluster_node_peers",
+			"With a NATS backplane: peers connected to each node of the cluster, as this node last heard.", []string{"node"}, nil),
+		nodeSwarms: prometheus.NewDesc("p2pxhr_cluster_node_swarms",
+			"With a NATS backplane: swarms whose state each node of the cluster holds, as this node last heard.", []string{"node"}, nil),
 	}
 }
 
@@ -109,7 +114,7 @@ func (c *coordinatorCollector) remove(co *coordinator.Coordinator) {
 
 // Describe implements prometheus.Collector.
 func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans} {
+	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans, c.nodePeers, c.nodeSwarms} {
 		ch <- d
 	}
 }
@@ -117,9 +122,13 @@ func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	var sum coordinator.Stats
+	nodes := map[string]coordinator.NodeStats{}
 	c.mu.Lock()
 	for co := range c.coords {
 		s := co.Stats()
+		for id, n := range s.Nodes {
+			nodes[id] = n
+		}
 		sum.Peers += s.Peers
 		sum.Swarms += s.Swarms
 		sum.Members += s.Members
@@ -134,4 +143,8 @@ func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.signals, prometheus.CounterValue, float64(sum.SignalsRelayed))
 	ch <- prometheus.MustNewConstMetric(c.reports, prometheus.CounterValue, float64(sum.Reports))
 	ch <- prometheus.MustNewConstMetric(c.bans, prometheus.CounterValue, float64(sum.Bans))
+	for id, n := range nodes {
+		ch <- prometheus.MustNewConstMetric(c.nodePeers, prometheus.GaugeValue, float64(n.Peers), id)
+		ch <- prometheus.MustNewConstMetric(c.nodeSwarms, prometheus.GaugeValue, float64(n.OwnedSwarms), id)
+	}
 }

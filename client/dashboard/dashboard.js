@@ -107,34 +107,44 @@
     });
   }
 
-  function fillTables(stats) {
-    var body = document.querySelector('#abTable tbody');
+  function fillRows(body, rows) {
     body.textContent = '';
-    Object.keys(stats.groups || {}).sort().forEach(function (g) {
-      var s = stats.groups[g];
-      var o = s.outcomes || {};
+    rows.forEach(function (cells) {
       var row = document.createElement('tr');
-      [g, s.downloads, (o.ok || 0) + ' / ' + (o.error || 0) + ' / ' + (o.abort || 0),
+      cells.forEach(function (v) {
+        var td = document.createElement('td');
+        td.textContent = v;
+        row.appendChild(td);
+      });
+      body.appendChild(row);
+    });
+  }
+
+  // fillNodes shows, with a NATS backplane, which node each count is from.
+  function fillNodes(sw) {
+    var nodes = sw.nodes || {};
+    var ids = Object.keys(nodes).sort();
+    document.getElementById('nodesSection').hidden = ids.length === 0;
+    fillRows(document.querySelector('#nodesTable tbody'), ids.map(function (id) {
+      var n = nodes[id];
+      return [id + (id === sw.node ? ' (this node)' : ''), n.peers, n.members, n.ownedSwarms, n.ownedMembers,
+        new Date(n.lastSeen).toLocaleTimeString()];
+    }));
+  }
+
+  function fillTables(stats) {
+    var groups = stats.groups || {};
+    fillRows(document.querySelector('#abTable tbody'), Object.keys(groups).sort().map(function (g) {
+      var s = groups[g];
+      var o = s.outcomes || {};
+      return [g, s.downloads, (o.ok || 0) + ' / ' + (o.error || 0) + ' / ' + (o.abort || 0),
         seconds(s.durationSeconds.median), seconds(s.durationSeconds.p95),
         bytes(s.throughputBytesPerSecond.median) + '/s', bytes(s.throughputBytesPerSecond.p95) + '/s',
-        pct(s.offload)].forEach(function (v) {
-        var td = document.createElement('td');
-        td.textContent = v;
-        row.appendChild(td);
-      });
-      body.appendChild(row);
-    });
-    body = document.querySelector('#topTable tbody');
-    body.textContent = '';
-    (stats.origin.topResources || []).forEach(function (r) {
-      var row = document.createElement('tr');
-      [r.url, bytes(r.bytes)].forEach(function (v) {
-        var td = document.createElement('td');
-        td.textContent = v;
-        row.appendChild(td);
-      });
-      body.appendChild(row);
-    });
+        pct(s.offload)];
+    }));
+    fillRows(document.querySelector('#topTable tbody'), (stats.origin.topResources || []).map(function (r) {
+      return [r.url, bytes(r.bytes)];
+    }));
   }
 
   function update(stats) {
@@ -144,8 +154,9 @@
       offload: all ? sw.bytesFromPeers / all : 0,
       dPeers: previous ? Math.max(0, sw.bytesFromPeers - previous.bytesFromPeers) : 0,
       dHttp: previous ? Math.max(0, sw.bytesFromHttp - previous.bytesFromHttp) : 0,
-      peers: sw.peers,
-      swarms: sw.swarms
+      // With a cluster, the whole cluster's counts.
+      peers: sw.clusterPeers || sw.peers,
+      swarms: sw.clusterSwarms || sw.swarms
     };
     previous = sw;
     history.push(point);
@@ -161,8 +172,9 @@
     text('fromPeers', bytes(done.peers));
     text('fromHttp', bytes(done.http));
     text('originBytes', bytes(stats.origin.bytes));
-    text('peers', sw.peers);
-    text('swarms', sw.swarms);
+    text('peers', point.peers);
+    text('swarms', point.swarms);
+    fillNodes(sw);
     drawTimeSeries();
     drawAB(stats.groups || {});
     fillTables(stats);
