@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2pxhr/p2pxhr/peer"
+)
+
+// bans reads how many peers the site's coordinator banned.
+func bans(t *testing.T, base string) int64 {
+	t.Helper()
+	res, err := http.Get(base + "/_p2pxhr/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var s struct {
+		Swarm struct {
+			Bans int64 `json:"bans"`
+		} `json:"swarm"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Swarm.Bans
+}
+
+// A peer that claims every block and sends wrong bytes, in a swarm behind
+// the real module: every getter writes the right file, and the reports of
+// the two getters get the liar banned.
+func TestLyingPeerThroughCaddy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	data := randomData(1 << 20)
+	base, _ := site(t, loadedModule, map[string][]byte{"big.bin": data})
+	url := base + "/big.bin"
+
+	sig, err := peer.NewCoordClient(base, peer.CoordOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar, err := peer.NewMisbehaving(peer.Options{Signaller: sig, RTC: peer.RTCConfig{Loopback: true}},
+		peer.Misbehaviour{Corrupt: func(int) bool { return true }, ClaimAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liar.Close()
+	go liar.Seed(ctx, url, bytes.NewReader(data))
+	waitFor(t, ctx, "the liar to join", func() bool { return stats(t, base).Members == 1 })
+
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	runs := make([]cmdRun, 2)
+	for g := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[g] = getCmd(t, ctx, url, "-o", filepath.Join(dir, "out"+strconv.Itoa(g)))
+		}()
+	}
+	wg.Wait()
+	for g, r := range runs {
+		if r.code != 0 {
+			t.Fatalf("getter %d: exit %d: %v\n%s", g, r.code, r.err, r.stderr)
+		}
+		checkFile(t, filepath.Join(dir, "out"+strconv.Itoa(g)), data)
+	}
+	waitFor(t, ctx, "the liar to be banned", func() bool { return bans(t, base) >= 1 })
+}
