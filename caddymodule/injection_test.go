@@ -3,10 +3,12 @@ package caddymodule
 import (
 	"bytes"
 	"compress/gzip"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/andybalholm/brotli"
 	"golang.org/x/net/html"
@@ -139,5 +141,49 @@ func TestTagCarriesTheClientOptions(t *testing.T) {
 		if attrs[k] != v {
 			t.Errorf("%s=%q, want %q", k, attrs[k], v)
 		}
+	}
+}
+
+func TestInjectionStreamsThroughCaddy(t *testing.T) {
+	release := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<!doctype html><html><head><title>slow</title>")
+		w.(http.Flusher).Flush()
+		select { // the rest only once the client has seen the start
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "</head><body>rest</body></html>")
+	}))
+	defer upstream.Close()
+	defer close(release)
+	base := startCaddy(t, "encode\np2pxhr\nreverse_proxy "+upstream.URL)
+
+	res, err := http.Get(base + "/page.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	first := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		var got []byte
+		for !bytes.Contains(got, []byte("client.js")) {
+			n, err := res.Body.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		first <- got
+	}()
+	select {
+	case got := <-first:
+		if !bytes.Contains(got, []byte("<title>slow</title>")) || !bytes.Contains(got, []byte("/_p2pxhr/client.js")) {
+			t.Fatalf("first part %q lacks the head or the tag", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the start of the page (with the tag) did not arrive while the origin held the rest back")
 	}
 }
