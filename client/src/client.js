@@ -1,14 +1,24 @@
 // Client is the page's P2P side: one coordinator link, the swarms the
 // page has joined (kept after a download so it seeds while open), and
 // transfer(), which brings a shareable resource into a verified Blob from
-// HTTP and neighbours, restarting on a new manifest if the origin changes.
+// HTTP and neighbours, restarting on a new manifest if the origin changes,
+// and reports each shared download once when it ends.
+//
+// In the A/B "http" group the very same path runs with no coordinator: no
+// neighbours, no seeding, HTTP range requests only, measured and reported
+// alike, so the two groups differ in P2P alone.
 import { CoordinatorLink } from './coordinator.js';
+import { sendReport } from './report.js';
 import { Swarm } from './swarm.js';
 import { Download } from './download.js';
 import { fetchManifest } from './manifest.js';
 import { OriginChanged } from './httpblock.js';
 
-const MAX_RESTARTS = 3;
+const MAX_RESTARTS = 3, MAX_RECENT = 64;
+// The link of the "http" group: joins nothing, sends nothing, so no
+// neighbour is ever introduced and nobody learns that this page has blocks.
+const NO_LINK = { ready: false, loaded: false, peer: '', join() {}, leave() {}, send() {} };
+const timedOut = (r) => r === 'timeout' || (r && r.name === 'TimeoutError');
 // Headers a page may set without changing the response it gets.
 const HARMLESS = /^(cache-control|pragma|x-requested-with)$/i;
 
@@ -18,7 +28,13 @@ export class Client {
     this.swarms = new Map();
     this.totals = { fromHttp: 0, fromPeers: 0, uploaded: 0 };
     this.link = null;
+    this.active = new Set(); // transfers running now, reported as aborted if the page goes
+    this.recent = new Map(); // absolute URL → its latest transfer, for peer5.stats(url)
+    addEventListener('pagehide', () => { for (const j of [...this.active]) this.end(j, 'abort'); });
   }
+
+  /** Whether this page is in the A/B group that downloads over HTTP only. */
+  httpOnly() { return this.config.group === 'http'; }
 
   /**
    * The absolute URL if a request may be shared: P2P on, WebRTC present, a
@@ -35,6 +51,7 @@ export class Client {
   }
 
   ctx() {
+    if (this.httpOnly()) return { config: this.config, link: NO_LINK, totals: this.totals, httpOnly: true };
     if (!this.link) {
       const ws = new URL(this.config.prefix + 'ws', location.href);
       ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -47,17 +64,36 @@ export class Client {
    * Fetches u into a verified Blob. Resolves null when the module says the
    * resource is not shareable (nothing started yet: the caller delegates).
    * hooks.onManifest(m) fires once the first manifest is known;
-   * hooks.onProgress(stats) after every verified block.
+   * hooks.onProgress(stats) after every verified block. A download that got
+   * as far as a manifest is reported once: ok, error or abort (an abort
+   * for a timeout, XHR's or AbortSignal.timeout()'s, counts as an error).
    */
   async transfer(u, hooks, signal) {
-    const stats = { bytesFromHttp: 0, bytesFromPeers: 0, peers: 0, loaded: 0, total: 0 };
+    const job = { url: u.href, swarm: null, start: performance.now(), state: 'loading', durationMs: 0,
+      stats: { bytesFromHttp: 0, bytesFromPeers: 0, peers: 0, loaded: 0, total: 0 } };
+    this.recent.delete(job.url);
+    this.recent.set(job.url, job);
+    if (this.recent.size > MAX_RECENT) this.recent.delete(this.recent.keys().next().value);
+    this.active.add(job);
+    try {
+      const r = await this.run(u, hooks, signal, job);
+      this.end(job, r ? 'ok' : '');
+      return r;
+    } catch (err) {
+      this.end(job, signal && signal.aborted && !timedOut(signal.reason) ? 'abort' : 'error');
+      throw err;
+    }
+  }
+
+  async run(u, hooks, signal, job) {
+    const stats = job.stats;
     for (let attempt = 0; ; attempt++) {
       const m = await fetchManifest(this.config.prefix, u, signal);
       if (!m) {
         if (attempt === 0) return null;
         throw new Error('p2pxhr: the resource is no longer shareable');
       }
-      const swarm = this.swarmFor(m, u);
+      const swarm = (job.swarm = this.swarmFor(m, u));
       const base = { http: stats.bytesFromHttp, peers: stats.bytesFromPeers };
       if (attempt === 0) hooks.onManifest(m);
       stats.total = m.size;
@@ -88,6 +124,23 @@ export class Client {
     }
   }
 
+  // end closes a transfer once and reports it. Not reported: transfers the
+  // module did not share (delegated, outcome ''), those that ended before a
+  // manifest named their swarm, and repeats served from the page's own store
+  // (no bytes moved: not a download, and it would skew the timings).
+  end(job, outcome) {
+    if (!this.active.delete(job)) return;
+    job.state = outcome || 'delegated';
+    job.durationMs = Math.round(performance.now() - job.start);
+    const s = job.stats;
+    if (!outcome || !job.swarm || (outcome === 'ok' && !(s.bytesFromHttp + s.bytesFromPeers))) return;
+    sendReport(this.config.prefix, {
+      swarm: job.swarm.id, group: job.swarm.ctx.httpOnly ? 'http' : 'p2p', // the module knows these two
+      bytesFromHttp: s.bytesFromHttp, bytesFromPeers: s.bytesFromPeers,
+      bytesUploaded: job.swarm.counters.uploaded, durationMs: job.durationMs, outcome,
+    });
+  }
+
   swarmFor(m, u) {
     let s = this.swarms.get(m.id);
     if (!s) this.swarms.set(m.id, (s = new Swarm(m, u.pathname + u.search, this.ctx())));
@@ -100,20 +153,29 @@ export class Client {
   }
 
   // retire keeps complete swarms to seed, the newest first, within
-  // maxSeedBytes; without upload nothing is kept.
+  // maxSeedBytes; without upload, or in the "http" group, nothing is kept.
   retire(done) {
-    let budget = this.config.upload ? this.config.maxSeedBytes : 0;
+    const keep = this.config.upload && !done.ctx.httpOnly;
+    let budget = keep ? this.config.maxSeedBytes : 0;
     for (const s of [...this.swarms.values()].reverse()) {
       if (s.download || !s.store.complete) continue;
-      if (s.store.bytes <= budget && (s !== done || this.config.upload)) budget -= s.store.bytes;
+      if (s.store.bytes <= budget && (s !== done || keep)) budget -= s.store.bytes;
       else this.drop(s);
     }
     // Re-inserting marks `done` as the newest.
     if (this.swarms.delete(done.id)) this.swarms.set(done.id, done);
   }
 
-  /** Page-wide totals and the neighbours connected now. */
-  stats() {
+  /**
+   * Page-wide totals and the neighbours connected now; with a URL, that
+   * URL's latest transfer: {state: loading|ok|error|abort|delegated,
+   * bytesFromHttp, bytesFromPeers, peers, loaded, total, durationMs}, or null.
+   */
+  stats(url) {
+    if (url !== undefined) {
+      const j = this.recent.get(new URL(url, location.href).href);
+      return j ? { state: j.state, ...j.stats, durationMs: j.durationMs } : null;
+    }
     let peers = 0;
     for (const s of this.swarms.values()) peers += s.openConns().length;
     const t = this.totals;

@@ -1,9 +1,11 @@
 // The entry of the served client.js: reads the options and exposes
-// window.peer5 = { version, config, Request, fetch, stats }.
+// window.peer5 = { version, config, Request, fetch, stats }, then starts
+// auto mode when the tag names patterns (data-auto).
 import { readConfig } from './config.js';
 import { Client } from './client.js';
 import { makeRequest } from './request.js';
 import { makeFetch } from './fetch.js';
+import { startAuto } from './auto.js';
 
 const prev = window.peer5;
 // Loaded twice (a page's own tag and the injected one): keep the first.
@@ -11,10 +13,11 @@ if (!(prev && prev.version)) {
   const config = readConfig(document.currentScript, prev && prev.config);
   const client = new Client(config);
   window.peer5 = {
-    version: '0.2.0',
+    version: '0.3.0',
     config,
     Request: makeRequest(client),
     fetch: makeFetch(client),
-    stats: () => client.stats(),
+    stats: (url) => client.stats(url),
   };
+  startAuto(client, config);
 }

@@ -137,7 +137,7 @@ export function makeRequest(client) {
 
     // _fail runs XHR's "request error steps" for abort, timeout or error.
     _fail(type) {
-      this._stop();
+      this._stop(type); // the reason lets the report tell a timeout (error) from an abort
       Object.assign(this._s, { readyState: 4, status: 0, statusText: '', response: null, responseText: '' });
       this._headersIn = null;
       this._fire('readystatechange');
@@ -145,8 +145,8 @@ export function makeRequest(client) {
       this._fire('loadend', 0, 0);
     }
 
-    _stop() {
-      if (this._ac) this._ac.abort();
+    _stop(reason) {
+      if (this._ac) this._ac.abort(reason);
       this._ac = null;
       clearTimeout(this._timer);
     }

@@ -13,7 +13,7 @@ export class Swarm {
     this.manifest = manifest;
     this.id = manifest.id;
     this.url = url;
-    this.ctx = ctx; // { config, link, totals }
+    this.ctx = ctx; // { config, link, totals, httpOnly }
     this.store = new BlockStore(manifest);
     this.conns = new Map();
     this.banned = new Set();
@@ -25,8 +25,8 @@ export class Swarm {
     ctx.link.join(this);
   }
 
-  /** Whether this page offers its blocks to neighbours (data-upload). */
-  serving() { return this.ctx.config.upload; }
+  /** Whether this page offers its blocks to neighbours (data-upload; never in the "http" group). */
+  serving() { return this.ctx.config.upload && !this.ctx.httpOnly; }
 
   openConns() { return [...this.conns.values()].filter((c) => c.open); }
 

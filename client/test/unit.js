@@ -8,6 +8,9 @@ import { BlockScheduler } from '../src/scheduler.js';
 import { sha256Hex, verifyBlock } from '../src/hash.js';
 import { BlockStore } from '../src/store.js';
 import { toBits, fromBits } from '../src/bitfield.js';
+import { matcher } from '../src/auto.js';
+import { sendReport } from '../src/report.js';
+import { readConfig } from '../src/config.js';
 
 const failures = [];
 let total = 0;
@@ -135,8 +138,46 @@ async function otherTests() {
   check(eq(toHex(toBits([true, false, false, true, false, false, false, false, false, true])), '9040'), 'bitfield msb first');
 }
 
+// Auto mode's patterns, the options that turn it on, and report sending
+// (beacon first, fetch with keepalive when the beacon is refused, never a throw).
+async function autoAndReportTests() {
+  const m = matcher('*.MP4 /downloads/*  /exact.bin');
+  const at = (p) => m(new URL(p, location.href));
+  check(at('/v/a.mp4') && at('/A.Mp4?x=1') && at('/downloads/x/y.zip') && at('/exact.bin'), 'auto matches suffix, prefix, exact');
+  check(!at('/a.mp4x') && !at('/downloadsx/y') && !at('/exact.bin/more') && !at('/other.bin'), 'auto refuses the rest');
+  check(at('/v/caf%C3%A9.mp4') && matcher('') === null && matcher(['*.png']) !== null, 'auto decodes paths, needs patterns');
+
+  const tag = document.createElement('script');
+  tag.setAttribute('data-auto', '*.png /dl/*');
+  tag.setAttribute('data-group', 'http');
+  const c = readConfig(tag, { group: 'p2p' });
+  check(c.auto === '*.png /dl/*' && c.group === 'http' && readConfig(null).auto === '', 'config: data-auto, data-group, auto off by default');
+
+  const beacon = navigator.sendBeacon, realFetch = window.fetch;
+  const sent = [];
+  try {
+    navigator.sendBeacon = (url, data) => { sent.push(['beacon', url, JSON.parse(data)]); return true; };
+    window.fetch = (url, init) => { sent.push(['fetch', url, JSON.parse(init.body), init.keepalive]); return Promise.resolve(new Response(null, { status: 204 })); };
+    check(sendReport('/p/', { swarm: 'a', outcome: 'ok' }) && sent.length === 1 && sent[0][0] === 'beacon' && sent[0][1] === '/p/stats' && sent[0][2].swarm === 'a', 'report by beacon');
+    navigator.sendBeacon = () => false; // queue full
+    check(sendReport('/p/', { swarm: 'b' }) && sent.length === 2 && sent[1][0] === 'fetch' && sent[1][3] === true && sent[1][2].swarm === 'b', 'report falls back to fetch keepalive');
+    navigator.sendBeacon = () => { throw new Error('boom'); };
+    window.fetch = () => { throw new Error('boom'); };
+    check(sendReport('/p/', { swarm: 'c' }) === false, 'report never throws');
+    window.fetch = () => Promise.reject(new Error('offline'));
+    navigator.sendBeacon = undefined;
+    check(sendReport('/p/', { swarm: 'd' }) === true, 'report without sendBeacon');
+    await new Promise((r) => setTimeout(r, 0)); // the rejected fetch is swallowed
+  } finally {
+    delete navigator.sendBeacon; // the prototype's method again
+    if (navigator.sendBeacon !== beacon) navigator.sendBeacon = beacon;
+    window.fetch = realFetch;
+  }
+}
+
 (async () => {
   try {
+    await autoAndReportTests();
     const base = new URLSearchParams(location.search).get('vectors') || '/vectors/';
     const get = async (n) => (await fetch(base + n)).json();
     wireTests(await get('wire_vectors.json'));

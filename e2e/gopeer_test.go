@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/p2pxhr/p2pxhr/peer"
+)
+
+// goPeer starts a Go peer on loopback that meets tabs through the site's
+// coordinator.
+func goPeer(t *testing.T, site string) *peer.Client {
+	t.Helper()
+	sig, err := peer.NewCoordClient(site, peer.CoordOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := peer.New(peer.Options{Signaller: sig, RTC: peer.RTCConfig{Loopback: true}})
+	if err != nil {
+		sig.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// memFile is an io.WriterAt for a Go download.
+type memFile struct{ b []byte }
+
+func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if n := int(off) + len(p); n > len(m.b) {
+		m.b = append(m.b, make([]byte, n-len(m.b))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+// TestTabAndGoPeerExchangeBlocks: a Go seeder serves a tab; then, with the
+// seeder gone, a Go downloader takes blocks from the tab.
+func TestTabAndGoPeerExchangeBlocks(t *testing.T) {
+	b := browser(t)
+	base := startSite(t, siteOptions{rateLimit: "8MB/s", fileSize: "4MiB"})
+	file := base + "/files/demo.bin"
+	res, err := http.Get(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+
+	seedCtx, stopSeed := context.WithTimeout(context.Background(), time.Minute)
+	defer stopSeed()
+	seeder := goPeer(t, base)
+	seeded := make(chan error, 1)
+	go func() { seeded <- seeder.Seed(seedCtx, file, bytes.NewReader(data)) }()
+
+	ctx := tab(t, b, base+"/test/page.html")
+	r := get(t, ctx, "peer5.Request", "/files/demo.bin", "blob")
+	if r.Response.SHA != hex.EncodeToString(sum[:]) || r.Stats.FromPeers <= 0 {
+		t.Fatalf("tab: sha %s, %d bytes from peers; want %x and some from the Go seeder", r.Response.SHA, r.Stats.FromPeers, sum)
+	}
+	t.Logf("tab: %d bytes from HTTP, %d from the Go seeder", r.Stats.FromHTTP, r.Stats.FromPeers)
+	stopSeed()
+	<-seeded
+
+	dl := goPeer(t, base)
+	dctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out memFile
+	got, err := dl.Download(dctx, file, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.b, data) || got.BytesFromPeers <= 0 {
+		t.Fatalf("Go downloader: equal %v, %d bytes from peers; want the file and some from the tab", bytes.Equal(out.b, data), got.BytesFromPeers)
+	}
+	t.Logf("Go downloader: %d bytes from HTTP, %d from the tab", got.BytesFromHTTP, got.BytesFromPeers)
+}
+
+// TestGoPeerServingCorruptBlocks: a Go peer sending wrong bytes for every
+// block is dropped and reported by the tab, whose result is still
+// byte-identical to the origin's.
+func TestGoPeerServingCorruptBlocks(t *testing.T) {
+	b := browser(t)
+	base := startSite(t, siteOptions{rateLimit: "8MB/s", fileSize: "4MiB"})
+	file := base + "/files/demo.bin"
+	res, err := http.Get(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+
+	sig, err := peer.NewCoordClient(base, peer.CoordOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar, err := peer.NewMisbehaving(peer.Options{Signaller: sig, RTC: peer.RTCConfig{Loopback: true}},
+		peer.Misbehaviour{Corrupt: func(int) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liar.Close()
+	seedCtx, stopSeed := context.WithTimeout(context.Background(), time.Minute)
+	defer stopSeed()
+	go liar.Seed(seedCtx, file, bytes.NewReader(data))
+	waitUntil(t, 10*time.Second, "the liar to join", func() bool { return swarmStats(t, base).Members == 1 })
+
+	ctx := tab(t, b, base+"/test/page.html")
+	r := get(t, ctx, "peer5.Request", "/files/demo.bin", "blob")
+	if r.Response.SHA != hex.EncodeToString(sum[:]) {
+		t.Fatalf("tab: sha %s, want %x", r.Response.SHA, sum)
+	}
+	waitUntil(t, 10*time.Second, "the tab to report the liar", func() bool { return swarmStats(t, base).Reports >= 1 })
+	t.Logf("tab: %d bytes from HTTP, %d from peers", r.Stats.FromHTTP, r.Stats.FromPeers)
+}
+
+// swarmStats reads the coordinator's counts from the site's stats route.
+func swarmStats(t *testing.T, base string) struct{ Members, Reports int64 } {
+	t.Helper()
+	res, err := http.Get(base + "/_p2pxhr/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var s struct {
+		Swarm struct{ Members, Reports int64 } `json:"swarm"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Swarm
+}

@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	_ "github.com/p2pxhr/p2pxhr/caddymodule"
+	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// repoDir is the repository root, found from this file so tests work from
+// any working directory.
+func repoDir(t testing.TB) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("no caller information")
+	}
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// browser starts one headless Chromium for the test with the flags
+// shared/TESTING.md lists, or skips the test when it is not installed.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("no Chromium at %s: %v", chromiumPath, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", "new"),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return bctx
+}
+
+// tab opens a new tab on url. Scripts in before run in the page before any
+// of its own (to take WebRTC or WebSocket away, say).
+func tab(t *testing.T, bctx context.Context, url string, before ...string) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(bctx)
+	t.Cleanup(cancel)
+	var steps []chromedp.Action[chromedp.Void]
+	for _, src := range before {
+		steps = append(steps, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src})
+			return chromedp.Void{}, err
+		})
+	}
+	steps = append(steps, chromedp.Navigate(url))
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("opening %s: %v", url, err)
+	}
+	return ctx
+}
+
+// tabCtx is a chromedp context bound to one tab.
+type tabCtx = context.Context
+
+// eval runs an expression (awaiting a promise) in the tab, bounded by d.
+func eval[T any](t *testing.T, ctx context.Context, d time.Duration, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluating %.120s: %v", expr, err)
+	}
+	return v
+}
+
+// siteOptions shape the test site.
+type siteOptions struct {
+	rateLimit string   // http_rate_limit, e.g. "8MB/s"; empty for none
+	fileSize  string   // size of /files/demo.bin
+	dataDir   string   // served at /data/ when set
+	inject    bool     // inject the client tag into pages (off: pages load it themselves)
+	options   []string // more p2pxhr subdirectives, one a line ("ab 50", "dashboard")
+	metrics   bool     // Caddy's metrics at /metrics
+}
+
+// startSite runs Caddy with the module (its manifests, client.js and
+// coordinator WebSocket) in front of the demo files, the client's sources
+// and test pages (/src/, /test/) and the protocol vectors (/vectors/).
+func startSite(t *testing.T, o siteOptions) string {
+	t.Helper()
+	root := repoDir(t)
+	var b strings.Builder
+	b.WriteString("route {\n")
+	if o.metrics {
+		b.WriteString("\tmetrics /metrics\n")
+	}
+	b.WriteString("\tp2pxhr {\n")
+	if !o.inject {
+		b.WriteString("\t\tinject off\n")
+	}
+	if o.rateLimit != "" {
+		fmt.Fprintf(&b, "\t\thttp_rate_limit %s\n", o.rateLimit)
+	}
+	for _, l := range o.options {
+		fmt.Fprintf(&b, "\t\t%s\n", l)
+	}
+	b.WriteString("\t}\n")
+	fmt.Fprintf(&b, "\thandle /files/* {\n\t\tp2pxhr_demo_files {\n\t\t\tsize %s\n\t\t}\n\t}\n", o.fileSize)
+	fmt.Fprintf(&b, "\thandle_path /vectors/* {\n\t\troot * %s\n\t\tfile_server\n\t}\n", filepath.Join(root, "protocol", "testdata"))
+	if o.dataDir != "" {
+		fmt.Fprintf(&b, "\thandle_path /data/* {\n\t\troot * %s\n\t\tfile_server\n\t}\n", o.dataDir)
+	}
+	fmt.Fprintf(&b, "\thandle {\n\t\troot * %s\n\t\tfile_server\n\t}\n}\n", filepath.Join(root, "client"))
+	return testcaddy.Start(t, b.String())
+}
+
+// poll waits until expr is truthy in the tab (checked every 50 ms, at most
+// d) and returns its value: no fixed sleeps.
+func poll[T any](t *testing.T, ctx context.Context, d time.Duration, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Poll[T](expr, chromedp.WithPollingTimeout(d), chromedp.WithPollingInterval(50*time.Millisecond)))
+	if err != nil {
+		diag, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({url: location.href, stats: window.peer5 && peer5.stats()})`))
+		t.Fatalf("waiting for %.160s: %v (page: %s)", expr, err, diag)
+	}
+	return v
+}
+
+// waitUntil polls a Go condition every 50 ms for at most d.
+func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fileSHA256 fetches url from Go and returns its size and SHA-256: the
+// bytes every browser result must equal.
+func fileSHA256(t *testing.T, u string) (int64, string) {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", u, res.StatusCode, err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil))
+}
+
+// js quotes s as a JavaScript string literal (Go's quoting is valid JS
+// for the ASCII URLs and names tests pass).
+func js(s string) string { return strconv.Quote(s) }
