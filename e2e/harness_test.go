@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/p2pxhr/p2pxhr/internal/browsertest"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
@@ -22,8 +23,6 @@ import (
 	_ "github.com/p2pxhr/p2pxhr/caddymodule"
 	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // repoDir is the repository root, found from this file so tests work from
 // any working directory.
@@ -35,37 +34,8 @@ func repoDir(t testing.TB) string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// browser starts one headless Chromium for the test with the flags
-// shared/TESTING.md lists, or skips the test when it is not installed.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no Chromium at %s: %v", chromiumPath, err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", "new"),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	return bctx
-}
+// browser starts one headless Chromium for the test, or skips it.
+func browser(t *testing.T) context.Context { return browsertest.Start(t) }
 
 // tab opens a new tab on url. Scripts in before run in the page before any
 // of its own (to take WebRTC or WebSocket away, say).
