@@ -14,13 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2pxhr/p2pxhr/internal/browsertest"
-
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	_ "github.com/p2pxhr/p2pxhr/caddymodule"
+	"github.com/p2pxhr/p2pxhr/internal/browsertest"
 	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
 )
 
