@@ -21,6 +21,10 @@ type SchedulerConfig struct {
 	// LoadedGrace is how long a loaded server waits for peers before HTTP
 	// fetches blocks no peer has (default 3s).
 	LoadedGrace time.Duration
+	// LonelyGrace ends that wait early when no peer at all has connected
+	// by then (default 500ms): a swarm with nobody in it will not help,
+	// and a lone visitor must not pay the loaded server's grace.
+	LonelyGrace time.Duration
 }
 
 func (c SchedulerConfig) withDefaults() SchedulerConfig {
@@ -41,6 +45,9 @@ func (c SchedulerConfig) withDefaults() SchedulerConfig {
 	}
 	if c.LoadedGrace <= 0 {
 		c.LoadedGrace = 3 * time.Second
+	}
+	if c.LonelyGrace <= 0 {
+		c.LonelyGrace = 500 * time.Millisecond
 	}
 	return c
 }
@@ -240,7 +247,8 @@ func (s *BlockScheduler) NextForHTTP(now time.Time) (int, bool) {
 			return take(i)
 		}
 	}
-	if !s.loaded || now.Sub(s.start) >= s.cfg.LoadedGrace {
+	waited := now.Sub(s.start)
+	if !s.loaded || waited >= s.cfg.LoadedGrace || (len(s.peers) == 0 && waited >= s.cfg.LonelyGrace) {
 		for i := range s.done {
 			if free(i) && s.avail[i] == 0 {
 				return take(i)

@@ -48,8 +48,23 @@ func TestSchedulerHTTPTakesFirstAndOrphanBlocks(t *testing.T) {
 	if i, ok := s.NextForHTTP(now); ok {
 		t.Fatalf("loaded server: HTTP took %d before the grace period", i)
 	}
+	if i, ok := s.NextForHTTP(now.Add(time.Second)); ok {
+		t.Fatalf("loaded server with a peer connected: HTTP took %d after 1s", i)
+	}
 	if i, ok := s.NextForHTTP(now.Add(time.Hour)); !ok || i != 2 {
 		t.Fatalf("loaded server after grace: %d %v, want 2", i, ok)
+	}
+}
+
+func TestSchedulerLoneVisitorSkipsTheLoadedGrace(t *testing.T) {
+	now := time.Unix(0, 0)
+	s := NewBlockScheduler(SchedulerConfig{FirstBlocks: -1, EndgameBlocks: -1}, make([]bool, 2), now)
+	s.SetLoaded(true)
+	if i, ok := s.NextForHTTP(now.Add(100 * time.Millisecond)); ok {
+		t.Fatalf("HTTP took %d before the lonely grace", i)
+	}
+	if i, ok := s.NextForHTTP(now.Add(600 * time.Millisecond)); !ok || i != 0 {
+		t.Fatalf("no peer after 600ms: HTTP got %d %v, want block 0", i, ok)
 	}
 }
 

@@ -3,7 +3,7 @@
 // peers behave alike in one swarm; docs/protocol-wire.md ("Scheduler")
 // states the policy. Pure bookkeeping: no I/O, times passed in as ms.
 
-const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000 };
+const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000, lonelyGrace: 500 };
 
 export class BlockScheduler {
   /** @param {boolean[]} done blocks already held */
@@ -99,7 +99,8 @@ export class BlockScheduler {
     const take = (i) => { this.http.add(i); return i; };
     if (!this.loaded) for (let i = 0; i < Math.min(this.cfg.firstBlocks, n); i++) if (free(i)) return take(i);
     for (let i = 0; i < n; i++) if (free(i) && this.late[i] && (!this.loaded || this.availFor(i) === 0)) return take(i);
-    if (!this.loaded || now - this.start >= this.cfg.loadedGrace) {
+    const waited = now - this.start;
+    if (!this.loaded || waited >= this.cfg.loadedGrace || (this.peers.size === 0 && waited >= this.cfg.lonelyGrace)) {
       for (let i = 0; i < n; i++) if (free(i) && this.avail[i] === 0) return take(i);
     }
     if (!this.loaded && this.endgame()) for (let i = 0; i < n; i++) if (!this.done[i] && !this.http.has(i)) return take(i);

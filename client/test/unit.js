@@ -93,7 +93,13 @@ function schedulerTests() {
   check(eq(s.nextForPeer('a', 0), [1]), 'scheduler peer takes the rest');
   s.setLoaded(true); s.httpFailed(2);
   check(s.nextForHTTP(0) === -1, 'scheduler loaded: HTTP waits for the grace period');
+  check(s.nextForHTTP(1000) === -1, 'scheduler loaded: with a peer connected HTTP still waits after 1 s');
   check(s.nextForHTTP(3600e3) === 2, 'scheduler loaded: HTTP after the grace period');
+
+  s = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, [false, false], 0);
+  s.setLoaded(true);
+  check(s.nextForHTTP(100) === -1, 'scheduler loaded: a lone visitor waits the lonely grace');
+  check(s.nextForHTTP(600) === 0, 'scheduler loaded: with no peer after 600 ms HTTP goes ahead');
 
   s = new BlockScheduler({ firstBlocks: -1, requestTimeout: 1000, initialWindow: 4 }, [false, false], 0);
   s.addPeer('slow', [true, true]); s.addPeer('other', [true, false]);
