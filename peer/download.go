@@ -97,6 +97,13 @@ func (d *download) kick() {
 	}
 }
 
+// introduced tells the scheduler that peers are on their way.
+func (d *download) introduced() {
+	d.mu.Lock()
+	d.sched.Introduced()
+	d.mu.Unlock()
+}
+
 func (d *download) setLoaded(v bool) {
 	d.mu.Lock()
 	d.sched.SetLoaded(v)

@@ -21,9 +21,10 @@ type SchedulerConfig struct {
 	// LoadedGrace is how long a loaded server waits for peers before HTTP
 	// fetches blocks no peer has (default 3s).
 	LoadedGrace time.Duration
-	// LonelyGrace ends that wait early when no peer at all has connected
-	// by then (default 500ms): a swarm with nobody in it will not help,
-	// and a lone visitor must not pay the loaded server's grace.
+	// LonelyGrace ends that wait early when the coordinator has introduced
+	// no peer at all by then (default 500ms): a swarm with nobody in it
+	// will not help, and a lone visitor must not pay the loaded server's
+	// grace.
 	LonelyGrace time.Duration
 }
 
@@ -66,6 +67,14 @@ type BlockScheduler struct {
 	peers     map[string]*schedPeer
 	loaded    bool
 	start     time.Time
+	// httpFrom is where HTTP starts looking for blocks no peer has: a
+	// random place, so visitors arriving together fetch different blocks
+	// from the origin and then trade them, instead of all paying for the
+	// same first ones.
+	httpFrom int
+	// introduced is set once the coordinator names any neighbour: peers
+	// are on their way, so a loaded server's grace is worth waiting.
+	introduced bool
 }
 
 type schedPeer struct {
@@ -98,11 +107,17 @@ func NewBlockScheduler(cfg SchedulerConfig, done []bool, now time.Time) *BlockSc
 			s.remaining++
 		}
 	}
+	if len(done) > 0 {
+		s.httpFrom = rand.IntN(len(done))
+	}
 	return s
 }
 
 // Done reports whether every block is held.
 func (s *BlockScheduler) Done() bool { return s.remaining == 0 }
+
+// Introduced records that the coordinator named a neighbour.
+func (s *BlockScheduler) Introduced() { s.introduced = true }
 
 // SetLoaded records the server's loaded hint.
 func (s *BlockScheduler) SetLoaded(v bool) { s.loaded = v }
@@ -248,9 +263,9 @@ func (s *BlockScheduler) NextForHTTP(now time.Time) (int, bool) {
 		}
 	}
 	waited := now.Sub(s.start)
-	if !s.loaded || waited >= s.cfg.LoadedGrace || (len(s.peers) == 0 && waited >= s.cfg.LonelyGrace) {
-		for i := range s.done {
-			if free(i) && s.avail[i] == 0 {
+	if !s.loaded || waited >= s.cfg.LoadedGrace || (!s.introduced && len(s.peers) == 0 && waited >= s.cfg.LonelyGrace) {
+		for k := range s.done {
+			if i := (s.httpFrom + k) % len(s.done); free(i) && s.avail[i] == 0 {
 				return take(i)
 			}
 		}

@@ -63,8 +63,35 @@ func TestSchedulerLoneVisitorSkipsTheLoadedGrace(t *testing.T) {
 	if i, ok := s.NextForHTTP(now.Add(100 * time.Millisecond)); ok {
 		t.Fatalf("HTTP took %d before the lonely grace", i)
 	}
-	if i, ok := s.NextForHTTP(now.Add(600 * time.Millisecond)); !ok || i != 0 {
-		t.Fatalf("no peer after 600ms: HTTP got %d %v, want block 0", i, ok)
+	if i, ok := s.NextForHTTP(now.Add(600 * time.Millisecond)); !ok || i > 1 {
+		t.Fatalf("no peer after 600ms: HTTP got %d %v, want a block", i, ok)
+	}
+	// Once a neighbour is introduced, its connection is worth the wait.
+	s = NewBlockScheduler(SchedulerConfig{FirstBlocks: -1, EndgameBlocks: -1}, make([]bool, 2), now)
+	s.SetLoaded(true)
+	s.Introduced()
+	if i, ok := s.NextForHTTP(now.Add(time.Second)); ok {
+		t.Fatalf("HTTP took %d while an introduced peer was connecting", i)
+	}
+}
+
+func TestSchedulerHTTPStartsAtDifferentBlocks(t *testing.T) {
+	// Visitors arriving together fetch different blocks from the origin.
+	starts := map[int]bool{}
+	for range 50 {
+		s := NewBlockScheduler(SchedulerConfig{FirstBlocks: -1, EndgameBlocks: -1}, make([]bool, 64), time.Unix(0, 0))
+		i, ok := s.NextForHTTP(time.Unix(0, 0))
+		if !ok {
+			t.Fatal("HTTP idle with no peers on an unloaded server")
+		}
+		starts[i] = true
+		// Then it goes on from there, wrapping around.
+		if j, _ := s.NextForHTTP(time.Unix(0, 0)); j != (i+1)%64 {
+			t.Fatalf("after block %d HTTP took %d", i, j)
+		}
+	}
+	if len(starts) < 10 {
+		t.Errorf("50 downloads started HTTP at only %d different blocks", len(starts))
 	}
 }
 

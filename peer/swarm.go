@@ -75,6 +75,9 @@ func (s *swarm) introduce(in Introduction) {
 		}
 		return
 	}
+	if s.dl != nil {
+		s.dl.introduced()
+	}
 	if in.Offer {
 		s.connect(in.Peer, true)
 	}

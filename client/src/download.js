@@ -107,6 +107,9 @@ export class Download {
     this.wake();
   }
 
+  /** The coordinator named a neighbour: peers are on their way. */
+  introduced() { this.sched.introduced(); }
+
   addPeer(c) {
     this.sched.addPeer(c.remote, c.has);
     this.pump(c);

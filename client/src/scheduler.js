@@ -20,7 +20,16 @@ export class BlockScheduler {
     this.peers = new Map();
     this.loaded = false;
     this.start = now;
+    // Where HTTP starts looking for blocks no peer has: a random place, so
+    // visitors arriving together fetch different blocks from the origin and
+    // trade them, instead of all paying for the same first ones.
+    this.httpFrom = Math.floor(Math.random() * done.length);
+    // Set once the coordinator names any neighbour: peers are on their way,
+    // so a loaded server's grace is worth waiting.
+    this.wasIntroduced = false;
   }
+
+  introduced() { this.wasIntroduced = true; }
 
   isDone() { return this.remaining === 0; }
 
@@ -100,8 +109,11 @@ export class BlockScheduler {
     if (!this.loaded) for (let i = 0; i < Math.min(this.cfg.firstBlocks, n); i++) if (free(i)) return take(i);
     for (let i = 0; i < n; i++) if (free(i) && this.late[i] && (!this.loaded || this.availFor(i) === 0)) return take(i);
     const waited = now - this.start;
-    if (!this.loaded || waited >= this.cfg.loadedGrace || (this.peers.size === 0 && waited >= this.cfg.lonelyGrace)) {
-      for (let i = 0; i < n; i++) if (free(i) && this.avail[i] === 0) return take(i);
+    if (!this.loaded || waited >= this.cfg.loadedGrace || (!this.wasIntroduced && this.peers.size === 0 && waited >= this.cfg.lonelyGrace)) {
+      for (let k = 0; k < n; k++) {
+        const i = (this.httpFrom + k) % n;
+        if (free(i) && this.avail[i] === 0) return take(i);
+      }
     }
     if (!this.loaded && this.endgame()) for (let i = 0; i < n; i++) if (!this.done[i] && !this.http.has(i)) return take(i);
     return -1;

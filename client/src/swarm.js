@@ -33,6 +33,7 @@ export class Swarm {
   coordinatorMessage(m) {
     switch (m.type) {
       case 'neighbours':
+        if (this.download && (m.peers || []).length) this.download.introduced();
         for (const p of m.peers || []) if (p.offer) this.connect(p.id, true);
         break;
       case 'signal': {

@@ -99,7 +99,18 @@ function schedulerTests() {
   s = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, [false, false], 0);
   s.setLoaded(true);
   check(s.nextForHTTP(100) === -1, 'scheduler loaded: a lone visitor waits the lonely grace');
-  check(s.nextForHTTP(600) === 0, 'scheduler loaded: with no peer after 600 ms HTTP goes ahead');
+  check(s.nextForHTTP(600) >= 0, 'scheduler loaded: with no peer after 600 ms HTTP goes ahead');
+  s = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, [false, false], 0);
+  s.setLoaded(true); s.introduced();
+  check(s.nextForHTTP(1000) === -1, 'scheduler loaded: an introduced peer is worth the grace');
+  const starts = new Set();
+  for (let r = 0; r < 50; r++) {
+    const t = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, new Array(64).fill(false), 0);
+    const i = t.nextForHTTP(0);
+    starts.add(i);
+    if (t.nextForHTTP(0) !== (i + 1) % 64) { check(false, 'scheduler HTTP goes on after its random start'); break; }
+  }
+  check(starts.size >= 10, 'scheduler HTTP starts at different blocks for different visitors');
 
   s = new BlockScheduler({ firstBlocks: -1, requestTimeout: 1000, initialWindow: 4 }, [false, false], 0);
   s.addPeer('slow', [true, true]); s.addPeer('other', [true, false]);
