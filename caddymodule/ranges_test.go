@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -141,5 +142,44 @@ func TestRangeCacheIsBounded(t *testing.T) {
 	entries, _ := os.ReadDir(c.dir)
 	if len(entries) != 2 {
 		t.Errorf("%d files on disk, want 2", len(entries))
+	}
+}
+
+// TestRangesInFrontOfPythonHTTPServer uses the real thing the issue names:
+// python's http.server, which ignores Range and sends Last-Modified only.
+func TestRangesInFrontOfPythonHTTPServer(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	root := t.TempDir()
+	data := randomBytes(800000, 15)
+	if err := os.WriteFile(filepath.Join(root, "f.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cmd := exec.Command(python, "-m", "http.server", "--bind", "127.0.0.1", "--directory", root, fmt.Sprint(port))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	upstream := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if res, err := http.Get(upstream + "/f.bin"); err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("python's http.server did not start")
+		}
+	}
+	// Python ignores Range: the module must answer the ranges itself.
+	if res, _ := get(t, upstream+"/f.bin", "Range", "bytes=0-9"); res.StatusCode != http.StatusOK {
+		t.Skipf("this python honours Range (status %d); nothing to test", res.StatusCode)
+	}
+	base := startCaddy(t, "p2pxhr\nreverse_proxy "+upstream)
+	checkRanges(t, base+"/f.bin", data)
+	if _, m := fetchManifest(t, base, "/f.bin"); m == nil || m.LastModified == "" {
+		t.Errorf("manifest behind python: %+v", m)
 	}
 }
