@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Bounds of a bench run: it must stop by itself and stay on one machine.
+const (
+	maxBenchPeers = 64
+	maxBenchSize  = 1 << 30
+	// maxBenchMemory caps peers × size: every P2P peer holds its copy in
+	// memory (it serves from it), so a sweep cannot exhaust the host.
+	maxBenchMemory = 6 << 30
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "bench",
+		Usage: "[--peers 2,5,10,20] [--size 64MiB] [--origin-rate 8MB/s] [--arrivals 5s] [--churn 0.3] [--json] [--plot out.svg]",
+		Short: "Measures a swarm of Go peers against HTTP only, on loopback",
+		Long: `
+Starts the p2pxhr module in-process on 127.0.0.1 in front of generated
+content (/files/demo.bin of --size bytes) with its origin capped at
+--origin-rate, then for each --peers value N:
+
+  1. N Go peers download the file over HTTP ranges and WebRTC together,
+     arriving at once or evenly over --arrivals;
+  2. on a fresh server, the same N downloads as plain HTTP GETs.
+
+Offload is counted at the module (bytes the origin really served during
+the P2P phase): offload = 1 - origin / bytes delivered, at most (N-1)/N.
+Every peer's copy is hashed against the origin's SHA-256.
+
+--churn F makes that fraction of peers cancel at a random point of their
+download; they do not count for completion times. With --seed-after=false
+peers leave as soon as they finish, instead of seeding until all are done.
+
+Output: a table on stdout (progress on stderr), or with --json one JSON
+object per --peers value, one per line. --plot writes an SVG of the
+completion-time distributions (and offload against N for a sweep).
+
+Exit status: 0 done (goals are reported, not enforced), 1 the run failed
+(a download failed or a copy did not verify), 2 bad flags.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			benchFlags(cmd.Flags())
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdBench)
+		},
+	})
+}
+
+// benchFlags defines bench's flags (tests build the same set).
+func benchFlags(fs *pflag.FlagSet) {
+	fs.StringSlice("peers", []string{"10"}, "number of peers; repeat or give a comma list for a sweep (1.."+strconv.Itoa(maxBenchPeers)+")")
+	fs.String("size", "64MiB", "size of the file every peer downloads")
+	fs.String("block-size", "256KiB", "the module's block_size (16KiB..4MiB)")
+	fs.String("origin-rate", "8MB/s", "the module's http_rate_limit: the origin's shared bandwidth")
+	fs.Duration("arrivals", 5*time.Second, "peers start evenly over this window (0: all at once)")
+	fs.Bool("seed-after", true, "peers keep seeding after completing until all are done (false: they leave)")
+	fs.Float64("churn", 0, "fraction of peers that cancel their download at a random point (0..0.9)")
+	fs.Bool("json", false, "print one JSON object per --peers value instead of a table")
+	fs.String("plot", "", "write completion-time CDFs (and offload against N) to this SVG file")
+	fs.Duration("timeout", 10*time.Minute, "bound on the whole run")
+	fs.Int64("rand-seed", 1, "seed of the churn choices, for repeatable runs")
+	// For explaining a missed goal with evidence, not for everyday use.
+	fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	_ = fs.MarkHidden("cpuprofile")
+	_ = fs.MarkHidden("rand-seed")
+}
+
+// benchConfig is bench's flags, checked.
+type benchConfig struct {
+	peers      []int
+	size       int64
+	blockSize  int64
+	originRate int64
+	arrivals   time.Duration
+	seedAfter  bool
+	churn      float64
+	json       bool
+	plot       string
+	timeout    time.Duration
+	randSeed   int64
+	cpuprofile string
+}
+
+func cmdBench(fl caddycmd.Flags) (int, error) {
+	ctx, stop := signalContext()
+	defer stop()
+	return runBench(ctx, fl.FlagSet, os.Stdout, os.Stderr)
+}
+
+// runBench is the bench command: results to stdout, progress to stderr.
+func runBench(ctx context.Context, fs *pflag.FlagSet, stdout, stderr io.Writer) (int, error) {
+	cfg, err := parseBenchFlags(fs)
+	if err != nil {
+		return exitCode(err), err
+	}
+	err = bench(ctx, cfg, stdout, stderr)
+	return exitCode(err), err
+}
+
+func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
+	var cfg benchConfig
+	if fs.NArg() != 0 {
+		return cfg, usageError{fmt.Errorf("bench takes no arguments, got %q", fs.Args())}
+	}
+	raw, _ := fs.GetStringSlice("peers")
+	for _, r := range raw {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || n < 1 || n > maxBenchPeers {
+			return cfg, usageError{fmt.Errorf("--peers %q: want whole numbers from 1 to %d", r, maxBenchPeers)}
+		}
+		if !slices.Contains(cfg.peers, n) {
+			cfg.peers = append(cfg.peers, n)
+		}
+	}
+	slices.Sort(cfg.peers)
+	var err error
+	if cfg.size, err = sizeFlag(fs, "size", 1, maxBenchSize); err != nil {
+		return cfg, err
+	}
+	if cfg.blockSize, err = sizeFlag(fs, "block-size", 16<<10, 4<<20); err != nil {
+		return cfg, err
+	}
+	if cfg.originRate, err = sizeFlag(fs, "origin-rate", 1<<10, 1<<40); err != nil {
+		return cfg, err
+	}
+	if top := int64(cfg.peers[len(cfg.peers)-1]); top*cfg.size > maxBenchMemory {
+		return cfg, usageError{fmt.Errorf("--peers %d × --size %s is over the %s the bench may hold in memory",
+			top, humanize.IBytes(uint64(cfg.size)), humanize.IBytes(maxBenchMemory))}
+	}
+	cfg.arrivals, _ = fs.GetDuration("arrivals")
+	cfg.seedAfter, _ = fs.GetBool("seed-after")
+	cfg.churn, _ = fs.GetFloat64("churn")
+	cfg.json, _ = fs.GetBool("json")
+	cfg.plot, _ = fs.GetString("plot")
+	cfg.timeout, _ = fs.GetDuration("timeout")
+	cfg.randSeed, _ = fs.GetInt64("rand-seed")
+	cfg.cpuprofile, _ = fs.GetString("cpuprofile")
+	switch {
+	case cfg.arrivals < 0 || cfg.arrivals > time.Hour:
+		return cfg, usageError{fmt.Errorf("--arrivals %s: want a duration from 0 to 1h", cfg.arrivals)}
+	case cfg.churn < 0 || cfg.churn > 0.9 || cfg.churn != cfg.churn:
+		return cfg, usageError{fmt.Errorf("--churn %v: want a fraction from 0 to 0.9 (someone must finish)", cfg.churn)}
+	case cfg.timeout <= 0:
+		return cfg, usageError{fmt.Errorf("--timeout %s: want a positive duration", cfg.timeout)}
+	}
+	return cfg, nil
+}
+
+// sizeFlag parses a byte size such as 64MiB or 8MB/s within [lo, hi].
+func sizeFlag(fs *pflag.FlagSet, name string, lo, hi int64) (int64, error) {
+	raw, _ := fs.GetString(name)
+	n, err := humanize.ParseBytes(strings.TrimSuffix(raw, "/s"))
+	if err != nil || int64(n) < lo || int64(n) > hi || n > 1<<50 {
+		return 0, usageError{fmt.Errorf("--%s %q: want a size from %s to %s, such as 64MiB or 8MB/s",
+			name, raw, humanize.IBytes(uint64(lo)), humanize.IBytes(uint64(hi)))}
+	}
+	return int64(n), nil
+}
+
+// bench runs every --peers value in turn, then prints and plots.
+func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	raiseFileLimit()
+	prog := newBenchProgress(stderr)
+	defer prog.finish()
+	if !cfg.json {
+		printBenchHeader(stdout, cfg)
+	}
+	var results []benchResult
+	var failed error
+	for _, n := range cfg.peers {
+		res, err := benchOne(ctx, cfg, n, prog)
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return fmt.Errorf("bench N=%d: %w (--timeout %s)", n, err, cfg.timeout)
+			}
+			return fmt.Errorf("bench N=%d: %w", n, err)
+		}
+		results = append(results, res)
+		prog.pause()
+		if cfg.json {
+			if err := printBenchJSON(stdout, res); err != nil {
+				return err
+			}
+		} else {
+			printBenchRow(stdout, res)
+		}
+		if !res.Verified && failed == nil {
+			failed = fmt.Errorf("bench N=%d: %s", n, res.Failure)
+		}
+	}
+	prog.finish()
+	if !cfg.json {
+		printBenchNotes(stdout)
+	}
+	if cfg.plot != "" {
+		if err := writeBenchPlot(cfg.plot, cfg, results); err != nil {
+			return fmt.Errorf("--plot: %w", err)
+		}
+	}
+	return failed
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/p2pxhr/p2pxhr/internal/benchplot"
+)
+
+// writeBenchPlot draws one completion-time CDF panel per N (P2P against
+// HTTP only) and, for a sweep, offload and mean completion against N.
+func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
+	var panels []benchplot.Panel
+	for _, r := range results {
+		title := fmt.Sprintf("N = %d: completion times", r.Peers)
+		if r.Churned > 0 {
+			title += fmt.Sprintf(" (%d left mid-way)", r.Churned)
+		}
+		panels = append(panels, benchplot.Panel{
+			Title: title, XLabel: "seconds from arrival", YLabel: "fraction of downloads done",
+			YMin: 0, YMax: 1,
+			Series: []benchplot.Series{
+				benchplot.CDF(fmt.Sprintf("P2P (mean %.1fs)", r.P2PMeanSeconds), r.P2PSeconds),
+				benchplot.CDF(fmt.Sprintf("HTTP only (mean %.1fs)", r.HTTPMeanSeconds), r.HTTPSeconds),
+			},
+		})
+	}
+	if len(results) > 1 {
+		var ns, off, lim, p2p, plain []float64
+		for _, r := range results {
+			ns = append(ns, float64(r.Peers))
+			off = append(off, r.Offload)
+			lim = append(lim, r.Limit)
+			p2p = append(p2p, r.P2PMeanSeconds)
+			plain = append(plain, r.HTTPMeanSeconds)
+		}
+		panels = append(panels,
+			benchplot.Panel{
+				Title: "offload against N (counted at the module)", XLabel: "peers (N)", YLabel: "offload",
+				YMin: 0, YMax: 1,
+				Series: []benchplot.Series{
+					{Name: "offload", X: ns, Y: off, Markers: true},
+					{Name: "limit (N-1)/N", X: ns, Y: lim, Dashed: true, Color: "#888"},
+				},
+			},
+			benchplot.Panel{
+				Title: "mean completion against N", XLabel: "peers (N)", YLabel: "seconds",
+				Series: []benchplot.Series{
+					{Name: "P2P", X: ns, Y: p2p, Markers: true},
+					{Name: "HTTP only", X: ns, Y: plain, Markers: true},
+				},
+			})
+	}
+	arr := "at once"
+	if cfg.arrivals > 0 {
+		arr = "over " + cfg.arrivals.String()
+	}
+	title := fmt.Sprintf("p2pxhr bench: %s file, origin %s/s, arrivals %s", humanize.IBytes(uint64(cfg.size)),
+		humanize.Bytes(uint64(cfg.originRate)), arr)
+	if cfg.churn > 0 {
+		title += fmt.Sprintf(", churn %.0f%%", cfg.churn*100)
+	}
+	var buf bytes.Buffer
+	if err := benchplot.Render(&buf, title, panels, 2); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/pflag"
+)
+
+// benchCmd runs `p2pxhr bench args...` in-process.
+func benchCmd(t *testing.T, ctx context.Context, args ...string) cmdRun {
+	t.Helper()
+	r := cmdRun{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
+	benchFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	r.code, r.err = runBench(ctx, fs, r.stdout, r.stderr)
+	return r
+}
+
+// A tiny sweep end to end: small file, high cap, so it runs in seconds
+// but still goes through Caddy, the coordinator, WebRTC and both phases.
+func TestBenchEndToEndJSON(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	plot := filepath.Join(t.TempDir(), "out.svg")
+	r := benchCmd(t, ctx, "--peers", "2,3", "--size", "1MiB", "--block-size", "64KiB",
+		"--origin-rate", "64MB/s", "--arrivals", "200ms", "--json", "--plot", plot, "--timeout", "50s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one JSON object per N, got:\n%s", r.stdout)
+	}
+	for i, line := range lines {
+		var res map[string]any
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			t.Fatalf("line %d is not JSON: %v\n%s", i, err, line)
+		}
+		for _, k := range []string{"peers", "size", "offload", "limit", "p2pMeanSeconds", "p2pP95Seconds",
+			"httpMeanSeconds", "httpP95Seconds", "speedup", "verified"} {
+			if _, ok := res[k]; !ok {
+				t.Errorf("line %d lacks %q: %s", i, k, line)
+			}
+		}
+		n := res["peers"].(float64)
+		off, lim := res["offload"].(float64), res["limit"].(float64)
+		if want := (n - 1) / n; lim != want {
+			t.Errorf("N=%v: limit %v, want %v", n, lim, want)
+		}
+		if off < 0 || off > lim+1e-9 {
+			t.Errorf("N=%v: offload %v outside [0, %v]", n, off, lim)
+		}
+		if res["verified"] != true {
+			t.Errorf("N=%v: not verified: %s", n, line)
+		}
+		for _, k := range []string{"p2pMeanSeconds", "p2pP95Seconds", "httpMeanSeconds", "httpP95Seconds"} {
+			if v := res[k].(float64); v <= 0 || v > 50 {
+				t.Errorf("N=%v: %s = %v, want a few seconds at most", n, k, v)
+			}
+		}
+		if res["p2pP95Seconds"].(float64) < res["p2pMeanSeconds"].(float64)*0.5 {
+			t.Errorf("N=%v: p95 below half the mean: %s", n, line)
+		}
+		// The HTTP-only phase must have come whole from the origin.
+		if got, want := res["httpOriginBytes"].(float64), n*res["size"].(float64); got != want {
+			t.Errorf("N=%v: HTTP phase origin bytes %v, want N×size = %v", n, got, want)
+		}
+	}
+	checkPlot(t, plot, "P2P", "HTTP only", "offload")
+}
+
+func TestBenchTableAndChurn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := benchCmd(t, ctx, "--peers", "3", "--size", "2MiB", "--block-size", "64KiB",
+		"--origin-rate", "64MB/s", "--arrivals", "0s", "--churn", "0.34", "--seed-after=false")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	out := r.stdout.String()
+	for _, want := range []string{"peers  offload", "1 of 3 peers left mid-way", "true\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBenchFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--peers", "0"}, "--peers"},
+		{[]string{"--peers", "65"}, "from 1 to 64"},
+		{[]string{"--peers", "2,x"}, `"x"`},
+		{[]string{"--size", "lots"}, "--size"},
+		{[]string{"--block-size", "1KiB"}, "--block-size"},
+		{[]string{"--origin-rate", "fast"}, "--origin-rate"},
+		{[]string{"--churn", "1"}, "--churn"},
+		{[]string{"--arrivals", "-1s"}, "--arrivals"},
+		{[]string{"--timeout", "0s"}, "--timeout"},
+		{[]string{"--peers", "64", "--size", "512MiB"}, "memory"},
+		{[]string{"extra"}, "no arguments"},
+	} {
+		r := benchCmd(t, context.Background(), tc.args...)
+		if r.code != exitUsage || r.err == nil || !strings.Contains(r.err.Error(), tc.want) {
+			t.Errorf("%q: exit %d, error %v; want exit 2 mentioning %q", tc.args, r.code, r.err, tc.want)
+		}
+	}
+}
+
+func TestBenchIsRegistered(t *testing.T) {
+	if _, ok := caddycmd.Commands()["bench"]; !ok {
+		t.Fatal("bench is not registered")
+	}
+}
+
+func TestArrivalsAndChurnPlan(t *testing.T) {
+	if got := arrivalOffset(4, 5, 4*time.Second); got != 4*time.Second {
+		t.Errorf("last arrival at %v, want the end of the window", got)
+	}
+	if got := arrivalOffset(0, 1, time.Second); got != 0 {
+		t.Errorf("a lone peer arrives at %v", got)
+	}
+	plan := churnPlan(10, 0.3, 1)
+	if len(plan) != 3 {
+		t.Errorf("30%% of 10 peers: %d leave", len(plan))
+	}
+	for i, f := range plan {
+		if f < 0.1 || f > 0.9 {
+			t.Errorf("peer %d leaves at %v of the file", i, f)
+		}
+	}
+	if len(churnPlan(2, 0.9, 1)) != 1 {
+		t.Error("someone must stay")
+	}
+	mean, p50, p95 := timeStats([]float64{1, 2, 3, 4, 10})
+	if mean != 4 || p50 != 3 || p95 != 10 {
+		t.Errorf("timeStats = %v %v %v", mean, p50, p95)
+	}
+}
+
+// checkPlot parses an SVG and checks it names each series.
+func checkPlot(t *testing.T, path string, names ...string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := xml.NewDecoder(f)
+	var series []string
+	root := ""
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s is not valid XML: %v", path, err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			if root == "" {
+				root = se.Name.Local
+			}
+			for _, a := range se.Attr {
+				if a.Name.Local == "data-name" {
+					series = append(series, a.Value)
+				}
+			}
+		}
+	}
+	if root != "svg" {
+		t.Fatalf("root element %q, want svg", root)
+	}
+	all := strings.Join(series, "|")
+	for _, n := range names {
+		if !strings.Contains(all, n) {
+			t.Errorf("plot has no %q series; has %q", n, series)
+		}
+	}
+}
