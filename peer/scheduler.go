@@ -67,11 +67,6 @@ type BlockScheduler struct {
 	peers     map[string]*schedPeer
 	loaded    bool
 	start     time.Time
-	// httpFrom is where HTTP starts looking for blocks no peer has: a
-	// random place, so visitors arriving together fetch different blocks
-	// from the origin and then trade them, instead of all paying for the
-	// same first ones.
-	httpFrom int
 	// introduced is set once the coordinator names any neighbour: peers
 	// are on their way, so a loaded server's grace is worth waiting.
 	introduced bool
@@ -106,9 +101,6 @@ func NewBlockScheduler(cfg SchedulerConfig, done []bool, now time.Time) *BlockSc
 		if !d {
 			s.remaining++
 		}
-	}
-	if len(done) > 0 {
-		s.httpFrom = rand.IntN(len(done))
 	}
 	return s
 }
@@ -264,10 +256,19 @@ func (s *BlockScheduler) NextForHTTP(now time.Time) (int, bool) {
 	}
 	waited := now.Sub(s.start)
 	if !s.loaded || waited >= s.cfg.LoadedGrace || (!s.introduced && len(s.peers) == 0 && waited >= s.cfg.LonelyGrace) {
-		for k := range s.done {
-			if i := (s.httpFrom + k) % len(s.done); free(i) && s.avail[i] == 0 {
-				return take(i)
+		// A random orphan, not the next one: peers cannot see each other's
+		// HTTP requests in flight, and walking the file in order makes
+		// them converge on the same few blocks once orphans grow sparse.
+		pick, seen := -1, 0
+		for i := range s.done {
+			if free(i) && s.avail[i] == 0 {
+				if seen++; rand.IntN(seen) == 0 {
+					pick = i
+				}
 			}
+		}
+		if pick >= 0 {
+			return take(pick)
 		}
 	}
 	if !s.loaded && s.endgame() {

@@ -76,7 +76,8 @@ func TestSchedulerLoneVisitorSkipsTheLoadedGrace(t *testing.T) {
 }
 
 func TestSchedulerHTTPStartsAtDifferentBlocks(t *testing.T) {
-	// Visitors arriving together fetch different blocks from the origin.
+	// Visitors arriving together fetch different blocks from the origin:
+	// each takes a random block no peer has.
 	starts := map[int]bool{}
 	for range 50 {
 		s := NewBlockScheduler(SchedulerConfig{FirstBlocks: -1, EndgameBlocks: -1}, make([]bool, 64), time.Unix(0, 0))
@@ -85,10 +86,6 @@ func TestSchedulerHTTPStartsAtDifferentBlocks(t *testing.T) {
 			t.Fatal("HTTP idle with no peers on an unloaded server")
 		}
 		starts[i] = true
-		// Then it goes on from there, wrapping around.
-		if j, _ := s.NextForHTTP(time.Unix(0, 0)); j != (i+1)%64 {
-			t.Fatalf("after block %d HTTP took %d", i, j)
-		}
 	}
 	if len(starts) < 10 {
 		t.Errorf("50 downloads started HTTP at only %d different blocks", len(starts))

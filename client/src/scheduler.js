@@ -20,10 +20,6 @@ export class BlockScheduler {
     this.peers = new Map();
     this.loaded = false;
     this.start = now;
-    // Where HTTP starts looking for blocks no peer has: a random place, so
-    // visitors arriving together fetch different blocks from the origin and
-    // trade them, instead of all paying for the same first ones.
-    this.httpFrom = Math.floor(Math.random() * done.length);
     // Set once the coordinator names any neighbour: peers are on their way,
     // so a loaded server's grace is worth waiting.
     this.wasIntroduced = false;
@@ -110,10 +106,12 @@ export class BlockScheduler {
     for (let i = 0; i < n; i++) if (free(i) && this.late[i] && (!this.loaded || this.availFor(i) === 0)) return take(i);
     const waited = now - this.start;
     if (!this.loaded || waited >= this.cfg.loadedGrace || (!this.wasIntroduced && this.peers.size === 0 && waited >= this.cfg.lonelyGrace)) {
-      for (let k = 0; k < n; k++) {
-        const i = (this.httpFrom + k) % n;
-        if (free(i) && this.avail[i] === 0) return take(i);
-      }
+      // A random orphan, not the next one: peers cannot see each other's HTTP
+      // requests in flight, and walking the file in order makes them
+      // converge on the same few blocks once orphans grow sparse.
+      let pick = -1, seen = 0;
+      for (let i = 0; i < n; i++) if (free(i) && this.avail[i] === 0 && Math.random() * ++seen < 1) pick = i;
+      if (pick >= 0) return take(pick);
     }
     if (!this.loaded && this.endgame()) for (let i = 0; i < n; i++) if (!this.done[i] && !this.http.has(i)) return take(i);
     return -1;

@@ -106,9 +106,7 @@ function schedulerTests() {
   const starts = new Set();
   for (let r = 0; r < 50; r++) {
     const t = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, new Array(64).fill(false), 0);
-    const i = t.nextForHTTP(0);
-    starts.add(i);
-    if (t.nextForHTTP(0) !== (i + 1) % 64) { check(false, 'scheduler HTTP goes on after its random start'); break; }
+    starts.add(t.nextForHTTP(0));
   }
   check(starts.size >= 10, 'scheduler HTTP starts at different blocks for different visitors');
 
