@@ -41,6 +41,21 @@ func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 	return copy(m.b[off:], p), nil
 }
 
+// originCopy downloads url plainly, for the bytes every copy must equal.
+func originCopy(t *testing.T, url string) ([]byte, [sha256.Size]byte) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, sha256.Sum256(data)
+}
+
 // TestTabAndGoPeerExchangeBlocks: a Go seeder serves a tab; then, with the
 // seeder gone, a Go downloader takes blocks from the tab.
 func TestTabAndGoPeerExchangeBlocks(t *testing.T) {
@@ -49,16 +64,7 @@ func TestTabAndGoPeerExchangeBlocks(t *testing.T) {
 	// file before its connection to the tab opens (4 MiB take 4 s here).
 	base := startSite(t, siteOptions{rateLimit: "1MB/s", fileSize: "4MiB"})
 	file := base + "/files/demo.bin"
-	res, err := http.Get(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
+	data, sum := originCopy(t, file)
 
 	seedCtx, stopSeed := context.WithTimeout(context.Background(), time.Minute)
 	defer stopSeed()
@@ -111,16 +117,7 @@ func TestGoPeerServingCorruptBlocks(t *testing.T) {
 	b := browser(t)
 	base := startSite(t, siteOptions{rateLimit: "8MB/s", fileSize: "4MiB"})
 	file := base + "/files/demo.bin"
-	res, err := http.Get(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
+	data, sum := originCopy(t, file)
 
 	sig, err := peer.NewCoordClient(base, peer.CoordOptions{})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,17 +56,7 @@ func TestLyingPeerThroughCaddy(t *testing.T) {
 	waitFor(t, ctx, "the liar to join", func() bool { return stats(t, base).Members == 1 })
 
 	dir := t.TempDir()
-	var wg sync.WaitGroup
-	runs := make([]cmdRun, 2)
-	for g := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runs[g] = getCmd(t, ctx, url, "-o", filepath.Join(dir, "out"+strconv.Itoa(g)))
-		}()
-	}
-	wg.Wait()
-	for g, r := range runs {
+	for g, r := range runGetters(t, ctx, url, dir, 2) {
 		if r.code != 0 {
 			t.Fatalf("getter %d: exit %d: %v\n%s", g, r.code, r.err, r.stderr)
 		}

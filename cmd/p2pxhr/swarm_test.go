@@ -26,16 +26,7 @@ func TestOneSeederThreeGetters(t *testing.T) {
 	waitFor(t, ctx, "the seeder to join", func() bool { return stats(t, base).Members == 1 })
 
 	dir := t.TempDir()
-	var wg sync.WaitGroup
-	runs := make([]cmdRun, 3)
-	for g := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runs[g] = getCmd(t, ctx, url, "-o", filepath.Join(dir, "out"+strconv.Itoa(g)))
-		}()
-	}
-	wg.Wait()
+	runs := runGetters(t, ctx, url, dir, 3)
 	for g, r := range runs {
 		if r.code != 0 {
 			t.Fatalf("getter %d: exit %d: %v\n%s", g, r.code, r.err, r.stderr)
@@ -163,4 +154,20 @@ func TestGetOriginChangedMidDownload(t *testing.T) {
 	if !strings.Contains(r.stdout.String(), "restarted") {
 		t.Errorf("no restart reported: %q", r.stdout)
 	}
+}
+
+// runGetters runs n `get`s of url at once, writing dir/out0, dir/out1...
+func runGetters(t *testing.T, ctx context.Context, url, dir string, n int) []cmdRun {
+	t.Helper()
+	var wg sync.WaitGroup
+	runs := make([]cmdRun, n)
+	for g := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[g] = getCmd(t, ctx, url, "-o", filepath.Join(dir, "out"+strconv.Itoa(g)))
+		}()
+	}
+	wg.Wait()
+	return runs
 }
