@@ -60,16 +60,7 @@ func (p *benchProgress) peerDone(churned bool) {
 
 func (p *benchProgress) loop(every time.Duration) {
 	defer close(p.finished)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-			p.print()
-		}
-	}
+	tickUntil(p.stop, every, p.print)
 }
 
 func (p *benchProgress) print() {

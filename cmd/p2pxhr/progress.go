@@ -68,14 +68,19 @@ func (p *progressLine) logf(format string, args ...any) {
 
 func (p *progressLine) loop(every time.Duration) {
 	defer close(p.done)
+	tickUntil(p.stop, every, p.print)
+}
+
+// tickUntil calls fn every interval until stop is closed.
+func tickUntil(stop <-chan struct{}, every time.Duration, fn func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-p.stop:
+		case <-stop:
 			return
 		case <-t.C:
-			p.print()
+			fn()
 		}
 	}
 }
