@@ -1,18 +1,37 @@
 #!/usr/bin/env bash
 # Runs every test of P2PXHR: unit, whole-server (real Caddy), real WebRTC
-# peers and, where present, real headless Chromium. Installs what it needs
-# on a fresh Debian machine with Go: the Go modules and Debian's chromium.
+# peers and real headless Chromium and Firefox. Installs what it needs on a
+# fresh Debian machine with Go: the Go modules, Debian's chromium and
+# firefox-esr, and the Node browser driver (npm, pinned by its lockfile).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v chromium >/dev/null 2>&1; then
+# Browsers for the browser tests: Debian's chromium and firefox-esr.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "== installing Debian's chromium for the browser tests"
+		echo "== installing Debian's ${missing[*]} for the browser tests"
 		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	else
-		echo "== chromium is missing and cannot be installed here: browser tests will be skipped" >&2
+		echo "== ${missing[*]} missing and cannot be installed here: those browser tests will be skipped" >&2
 	fi
+fi
+
+# The Node driver (puppeteer-core) that runs Chromium and Firefox for the
+# tests that chromedp cannot drive (Firefox, browsers in network namespaces).
+if command -v npm >/dev/null 2>&1; then
+	echo "== npm ci (browser driver)"
+	npm ci --prefix internal/browsertest/driver --no-audit --no-fund --loglevel=error
+else
+	echo "== npm missing: tests that need the browser driver will be skipped" >&2
+fi
+
+# With everything installed, a browser test that would skip fails instead.
+if command -v chromium >/dev/null 2>&1 && command -v firefox-esr >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+	export P2PXHR_REQUIRE_BROWSERS=1
 fi
 
 echo "== go mod download"

@@ -1,5 +1,7 @@
-// Package browsertest starts Debian's headless Chromium for tests, with the
-// flags shared/TESTING.md lists, driven by chromedp.
+// Package browsertest starts real browsers for tests: Debian's headless
+// Chromium driven by chromedp (Start), and Chromium or Firefox driven by
+// puppeteer-core through a small Node driver (Launch), which also runs
+// inside a network namespace.
 package browsertest
 
 import (
@@ -18,7 +20,7 @@ const ChromiumPath = "/usr/bin/chromium"
 func Start(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(ChromiumPath); err != nil {
-		t.Skipf("no Chromium at %s: %v", ChromiumPath, err)
+		skipOrFail(t, "no Chromium at %s: %v", ChromiumPath, err)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(ChromiumPath),
