@@ -33,6 +33,9 @@ type client struct {
 	reason   string
 	welcomed atomic.Bool
 
+	// iceServers are told in the welcome; set before the pumps start.
+	iceServers []protocol.ICEServer
+
 	// Set by the read pump before welcomed is stored, read-only after.
 	id     string
 	group  string
@@ -249,7 +252,7 @@ func (cl *client) hello(m protocol.CoordinatorMessage) bool {
 		return nil
 	})
 	cl.sendMessage(&protocol.Welcome{Version: protocol.CoordinatorVersion, Peer: cl.id,
-		Loaded: cl.c.loaded.Load(), Limits: cl.c.limits()})
+		Loaded: cl.c.loaded.Load(), Limits: cl.c.limits(), ICEServers: cl.iceServers})
 	return true
 }
 
@@ -293,6 +296,18 @@ func (cl *client) dispatch(m protocol.CoordinatorMessage) {
 		swarm = b.Swarm
 	case *protocol.Leave:
 		swarm = b.Swarm
+	case *protocol.Connection:
+		// Counted where the connection is, not where the swarm lives: a
+		// statistic of this node's visitors, not swarm state.
+		cl.mu.Lock()
+		_, in := cl.swarms[b.Swarm]
+		cl.mu.Unlock()
+		if !in {
+			cl.sendError(protocol.ErrCodeNotJoined, "not in this swarm", b.Swarm)
+			return
+		}
+		cl.c.conns.add(b.Result, b.Path)
+		return
 	default:
 		cl.sendError(protocol.ErrCodeUnexpected, "a client may not send "+m.CoordinatorType(), "")
 		return

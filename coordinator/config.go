@@ -53,6 +53,12 @@ type Config struct {
 	// Default: the IP of r.RemoteAddr. Behind a proxy, pass the real one.
 	ClientIP func(r *http.Request) netip.Addr
 
+	// ICEServers, if set, gives the STUN/TURN servers a client is told in
+	// its welcome; it is called once per connection with the upgrade
+	// request, so it can name the host the page came from and make TURN
+	// credentials for this visitor. Default: none.
+	ICEServers func(r *http.Request) []protocol.ICEServer
+
 	// Loaded, if set, is polled every LoadPollInterval; when its answer
 	// changes every client is sent a load message. SetLoaded does the same
 	// by push.

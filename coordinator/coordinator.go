@@ -29,6 +29,7 @@ type Coordinator struct {
 	upgrader websocket.Upgrader
 	log      *zap.Logger
 	loaded   atomic.Bool
+	conns    connectionBook
 
 	mu      sync.Mutex
 	closed  bool
@@ -106,6 +107,7 @@ func (c *Coordinator) Stats() Stats {
 	c.mu.Lock()
 	s.Peers = c.peers
 	c.mu.Unlock()
+	s.Connections = c.conns.snapshot()
 	if cb, ok := c.bp.(clusterBackplane); ok {
 		s.Node, s.Nodes = cb.clusterStats()
 		for _, n := range s.Nodes {

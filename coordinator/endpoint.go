@@ -35,6 +35,9 @@ func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cl := newClient(c, ws, networkKey(c.cfg.ClientIP(r)))
+	if c.cfg.ICEServers != nil {
+		cl.iceServers = c.cfg.ICEServers(r)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -1,6 +1,11 @@
 package coordinator
 
-import "time"
+import (
+	"sync"
+	"time"
+
+	"github.com/p2pxhr/p2pxhr/protocol"
+)
 
 // maxGroups bounds the distinct A/B groups tracked; groups are named by
 // clients, so past this many the rest are counted under "".
@@ -24,6 +29,9 @@ type Stats struct {
 	SignalsRelayed int64 `json:"signalsRelayed"`
 	Reports        int64 `json:"reports"`
 	Bans           int64 `json:"bans"`
+	// Connections counts the outcomes peers reported of their attempts to
+	// reach a neighbour (the offering side reports), on this node.
+	Connections ConnectionStats `json:"connections"`
 	// Groups breaks members and bytes down by the A/B group peers named in
 	// hello; "" holds peers without a group (and any past 16 groups).
 	Groups map[string]GroupStats `json:"groups"`
@@ -60,6 +68,58 @@ type NodeStats struct {
 	SignalsRelayed int64 `json:"signalsRelayed"`
 	// LastSeen is when these counts were taken.
 	LastSeen time.Time `json:"lastSeen"`
+}
+
+// ConnectionStats counts connection attempts between peers by outcome:
+// Connected by the kind of path the pair settled on (host, srflx, prflx,
+// relay), and Failed.
+type ConnectionStats struct {
+	Connected map[string]int64 `json:"connected"`
+	Failed    int64            `json:"failed"`
+}
+
+// SuccessRate is the share of attempts that connected, or -1 when there
+// were none.
+func (s ConnectionStats) SuccessRate() float64 {
+	var ok int64
+	for _, n := range s.Connected {
+		ok += n
+	}
+	if ok+s.Failed == 0 {
+		return -1
+	}
+	return float64(ok) / float64(ok+s.Failed)
+}
+
+// connectionBook accumulates connection reports.
+type connectionBook struct {
+	mu        sync.Mutex
+	connected map[string]int64
+	failed    int64
+}
+
+// add counts one report; result and path were validated by the decoder.
+func (b *connectionBook) add(result, path string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if result == protocol.ConnectionFailed {
+		b.failed++
+		return
+	}
+	if b.connected == nil {
+		b.connected = map[string]int64{}
+	}
+	b.connected[path]++
+}
+
+func (b *connectionBook) snapshot() ConnectionStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := ConnectionStats{Connected: make(map[string]int64, len(b.connected)), Failed: b.failed}
+	for k, v := range b.connected {
+		s.Connected[k] = v
+	}
+	return s
 }
 
 // GroupStats is the part of Stats for one A/B group.

@@ -23,6 +23,11 @@ func EncodeCoordinatorMessage(m CoordinatorMessage) ([]byte, error) {
 		return nil, errors.New("protocol: nil coordinator message")
 	}
 	normalize(m)
+	if w, ok := m.(*Welcome); ok && w.ICEServers == nil {
+		// Always sent, even empty: its presence tells a client that this
+		// server accepts connection reports.
+		w.ICEServers = []ICEServer{}
+	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}

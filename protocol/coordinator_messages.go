@@ -41,6 +41,13 @@ const (
 	// MaxCounter bounds the byte counters of Stats: the largest integer a
 	// JavaScript number holds exactly (2^53 - 1).
 	MaxCounter = 1<<53 - 1
+	// MaxICEServers bounds the ICE servers in one Welcome, MaxICEURLs the
+	// URLs of one server, MaxICEURLSize one URL and MaxICECredentialSize
+	// a username or credential.
+	MaxICEServers        = 16
+	MaxICEURLs           = 8
+	MaxICEURLSize        = 512
+	MaxICECredentialSize = 256
 )
 
 // Message type names, the value of the "type" field.
@@ -57,6 +64,7 @@ const (
 	TypeLoad       = "load"
 	TypePeerLeft   = "peer-left"
 	TypeError      = "error"
+	TypeConnection = "connection"
 )
 
 // Signal kinds: what Signal.Data holds.
@@ -74,6 +82,17 @@ const (
 	ReportBadBlock = "bad-block"
 	// ReportProtocol: the peer broke the peer wire protocol.
 	ReportProtocol = "protocol"
+)
+
+// Connection results and paths (see Connection).
+const (
+	ConnectionConnected = "connected"
+	ConnectionFailed    = "failed"
+
+	PathHost  = "host"
+	PathSrflx = "srflx"
+	PathPrflx = "prflx"
+	PathRelay = "relay"
 )
 
 // CoordinatorMessage is one of the message types below (always a pointer).
@@ -104,6 +123,21 @@ type Welcome struct {
 	Loaded bool `json:"loaded"`
 	// Limits are the limits this server enforces on the connection.
 	Limits CoordinatorLimits `json:"limits"`
+	// ICEServers are the STUN and TURN servers to give RTCPeerConnection,
+	// best first: the site's embedded STUN server, the configured ones,
+	// then TURN with credentials made for this connection. The encoder
+	// always sends the list (possibly empty); a server that sends it also
+	// accepts Connection. Nil after decoding means an older server.
+	ICEServers []ICEServer `json:"iceServers"`
+}
+
+// ICEServer is one STUN or TURN server, as RTCIceServer has it.
+type ICEServer struct {
+	// URLs are stun:, stuns:, turn: or turns: URLs of one server.
+	URLs []string `json:"urls"`
+	// Username and Credential authenticate to TURN.
+	Username   string `json:"username,omitempty"`
+	Credential string `json:"credential,omitempty"`
 }
 
 // CoordinatorLimits tells a client what the server will accept, so a
@@ -189,6 +223,20 @@ type Report struct {
 	Reason string `json:"reason"`
 }
 
+// Connection reports how one attempt to reach a neighbour ended, so that
+// operators see how well visitors connect. The side that made the offer
+// reports, once per attempt: Result is ConnectionConnected once the
+// DataChannel opened, with Path the kind of the selected candidate pair
+// (the less direct of its two candidates: relay, then srflx, prflx,
+// host), or ConnectionFailed (ICE failed, or no channel in time) with no
+// Path. Send it only to a server whose Welcome carried ICEServers.
+type Connection struct {
+	Swarm  string `json:"swarm"`
+	Peer   string `json:"peer"`
+	Result string `json:"result"`
+	Path   string `json:"path,omitempty"`
+}
+
 // Load is the server's hint that it is (or is no longer) loaded; while
 // loaded, clients should take more blocks from peers.
 type Load struct {
@@ -258,6 +306,9 @@ func (*Stats) CoordinatorType() string { return TypeStats }
 func (*Report) CoordinatorType() string { return TypeReport }
 
 // CoordinatorType implements CoordinatorMessage.
+func (*Connection) CoordinatorType() string { return TypeConnection }
+
+// CoordinatorType implements CoordinatorMessage.
 func (*Load) CoordinatorType() string { return TypeLoad }
 
 // CoordinatorType implements CoordinatorMessage.
@@ -287,6 +338,8 @@ func newCoordinatorMessage(typ string) CoordinatorMessage {
 		return new(Stats)
 	case TypeReport:
 		return new(Report)
+	case TypeConnection:
+		return new(Connection)
 	case TypeLoad:
 		return new(Load)
 	case TypePeerLeft:

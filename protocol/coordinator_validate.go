@@ -79,7 +79,44 @@ func (m *Welcome) Validate() error {
 		l.MessagesPerSecond < 0 || l.MessageBurst < 0 {
 		return errors.New("protocol: welcome: negative limit")
 	}
+	if len(m.ICEServers) > MaxICEServers {
+		return fmt.Errorf("protocol: welcome: more than %d iceServers", MaxICEServers)
+	}
+	for _, s := range m.ICEServers {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// Validate checks one ICE server of a Welcome.
+func (s ICEServer) Validate() error {
+	if len(s.URLs) == 0 || len(s.URLs) > MaxICEURLs {
+		return fmt.Errorf("protocol: welcome: iceServers[].urls must have 1 to %d URLs", MaxICEURLs)
+	}
+	for _, u := range s.URLs {
+		if err := checkText(TypeWelcome, "iceServers[].urls[]", u, MaxICEURLSize, false); err != nil {
+			return err
+		}
+		if !IsICEURL(u) {
+			return errors.New("protocol: welcome: iceServers[].urls[] must start with stun:, stuns:, turn: or turns:")
+		}
+	}
+	if err := checkText(TypeWelcome, "iceServers[].username", s.Username, MaxICECredentialSize, true); err != nil {
+		return err
+	}
+	return checkText(TypeWelcome, "iceServers[].credential", s.Credential, MaxICECredentialSize, true)
+}
+
+// IsICEURL reports whether u names a STUN or TURN server by its scheme.
+func IsICEURL(u string) bool {
+	for _, p := range []string{"stun:", "stuns:", "turn:", "turns:"} {
+		if len(u) > len(p) && u[:len(p)] == p {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate implements CoordinatorMessage.
@@ -205,6 +242,30 @@ func (m *Report) Validate() error {
 		return errors.New(`protocol: report: reason must be "bad-block" or "protocol"`)
 	}
 	return nil
+}
+
+// Validate implements CoordinatorMessage.
+func (m *Connection) Validate() error {
+	if err := checkID(TypeConnection, "swarm", m.Swarm); err != nil {
+		return err
+	}
+	if err := checkID(TypeConnection, "peer", m.Peer); err != nil {
+		return err
+	}
+	switch m.Result {
+	case ConnectionConnected:
+		switch m.Path {
+		case PathHost, PathSrflx, PathPrflx, PathRelay:
+			return nil
+		}
+		return errors.New(`protocol: connection: path must be "host", "srflx", "prflx" or "relay"`)
+	case ConnectionFailed:
+		if m.Path != "" {
+			return errors.New("protocol: connection: a failed attempt has no path")
+		}
+		return nil
+	}
+	return errors.New(`protocol: connection: result must be "connected" or "failed"`)
 }
 
 // Validate implements CoordinatorMessage.

@@ -54,7 +54,14 @@ var validCoordinatorCases = []struct {
 	{"hello", &Hello{Version: 1, Group: "b"}},
 	{"hello-no-group", &Hello{Version: 1}},
 	{"welcome", &Welcome{Version: 1, Peer: idA, Loaded: false, Limits: CoordinatorLimits{
-		MaxMessageSize: 65536, MaxSwarms: 8, MaxNeighbours: 6, MaxHaveBlocks: 1024, MessagesPerSecond: 50, MessageBurst: 200}}},
+		MaxMessageSize: 65536, MaxSwarms: 8, MaxNeighbours: 6, MaxHaveBlocks: 1024, MessagesPerSecond: 50, MessageBurst: 200},
+		ICEServers: []ICEServer{
+			{URLs: []string{"stun:www.example.com:3478"}},
+			{URLs: []string{"turn:www.example.com:3478?transport=udp"}, Username: "1767225600:5f0c2a9e41d7b3c8", Credential: "q1bWnSuPp7D0sHc3yJmYV2s1cTQ="},
+		}}},
+	{"welcome-no-ice-servers", &Welcome{Version: 1, Peer: idA, Loaded: true, Limits: CoordinatorLimits{
+		MaxMessageSize: 65536, MaxSwarms: 8, MaxNeighbours: 6, MaxHaveBlocks: 1024, MessagesPerSecond: 50, MessageBurst: 200},
+		ICEServers: []ICEServer{}}},
 	{"join", &Join{Swarm: idS, URL: "/video/big.mp4", Blocks: 10, Bitfield: Bitfield{0xa0, 0x40}}},
 	{"join-seeder", &Join{Swarm: idS, Blocks: 3, Bitfield: Bitfield{0xe0}}},
 	{"neighbours", &Neighbours{Swarm: idS, Peers: []Neighbour{{ID: idA, Offer: true}, {ID: idB, Offer: false}}}},
@@ -68,6 +75,8 @@ var validCoordinatorCases = []struct {
 	{"leave", &Leave{Swarm: idS}},
 	{"stats", &Stats{Swarm: idS, BytesFromHTTP: 1048576, BytesFromPeers: 9007199254740991, BytesUploaded: 0}},
 	{"report", &Report{Swarm: idS, Peer: idB, Reason: ReportBadBlock}},
+	{"connection", &Connection{Swarm: idS, Peer: idB, Result: ConnectionConnected, Path: PathSrflx}},
+	{"connection-failed", &Connection{Swarm: idS, Peer: idB, Result: ConnectionFailed}},
 	{"load", &Load{Loaded: true}},
 	{"peer-left", &PeerLeft{Swarm: idS, Peer: idB}},
 	{"error", &Error{Code: ErrCodeUnknownSwarm, Message: "no manifest with this id", Swarm: idS}},
@@ -104,6 +113,11 @@ var invalidCoordinatorCases = []coordinatorBadVector{
 	{Name: "stats-negative", JSON: `{"type":"stats","swarm":"` + idS + `","bytesFromHttp":-1,"bytesFromPeers":0,"bytesUploaded":0}`, Error: "counters must be in"},
 	{Name: "stats-too-big", JSON: `{"type":"stats","swarm":"` + idS + `","bytesFromHttp":9007199254740992,"bytesFromPeers":0,"bytesUploaded":0}`, Error: "counters must be in"},
 	{Name: "report-bad-reason", JSON: `{"type":"report","swarm":"` + idS + `","peer":"` + idB + `","reason":"rude"}`, Error: "reason must be"},
+	{Name: "welcome-ice-bad-scheme", JSON: `{"type":"welcome","version":1,"peer":"` + idA + `","loaded":false,"limits":{},"iceServers":[{"urls":["http://x"]}]}`, Error: "must start with stun:, stuns:, turn: or turns:"},
+	{Name: "welcome-ice-no-urls", JSON: `{"type":"welcome","version":1,"peer":"` + idA + `","loaded":false,"limits":{},"iceServers":[{"urls":[]}]}`, Error: "urls must have 1 to 8 URLs"},
+	{Name: "connection-bad-result", JSON: `{"type":"connection","swarm":"` + idS + `","peer":"` + idB + `","result":"maybe"}`, Error: "result must be"},
+	{Name: "connection-no-path", JSON: `{"type":"connection","swarm":"` + idS + `","peer":"` + idB + `","result":"connected"}`, Error: "path must be"},
+	{Name: "connection-failed-path", JSON: `{"type":"connection","swarm":"` + idS + `","peer":"` + idB + `","result":"failed","path":"relay"}`, Error: "a failed attempt has no path"},
 	{Name: "error-no-code", JSON: `{"type":"error","message":"x"}`, Error: "code must be"},
 	{Name: "trailing-garbage", JSON: `{"type":"leave","swarm":"` + idS + `"} x`, Error: "not a JSON object"},
 	{Name: "invalid-utf8", Base64: base64.StdEncoding.EncodeToString([]byte("{\"type\":\"hello\",\"group\":\"\xff\"}")), Error: "not valid UTF-8"},
@@ -162,7 +176,7 @@ func TestCoordinatorVectors(t *testing.T) {
 		}
 	}
 	for _, typ := range []string{TypeHello, TypeWelcome, TypeJoin, TypeNeighbours, TypeSignal, TypeHave,
-		TypeLeave, TypeStats, TypeReport, TypeLoad, TypePeerLeft, TypeError} {
+		TypeLeave, TypeStats, TypeReport, TypeConnection, TypeLoad, TypePeerLeft, TypeError} {
 		if !seen[typ] {
 			t.Errorf("no vector for %q", typ)
 		}
@@ -217,6 +231,22 @@ func TestDecodeCoordinatorMessageTooLarge(t *testing.T) {
 	huge := `"` + strings.Repeat("A", base64.StdEncoding.EncodedLen(MaxBitfieldBytes)+4) + `"`
 	if err := b.UnmarshalJSON([]byte(huge)); err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// An older server's welcome has no iceServers: it decodes to nil, which
+// tells a client not to send connection reports; ours always sends the list.
+func TestWelcomeICEServersPresence(t *testing.T) {
+	m, err := DecodeCoordinatorMessage([]byte(`{"type":"welcome","version":1,"peer":"` + idA + `","loaded":false,"limits":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := m.(*Welcome); w.ICEServers != nil {
+		t.Fatalf("an older welcome decoded with iceServers %#v", w.ICEServers)
+	}
+	b, err := EncodeCoordinatorMessage(&Welcome{Version: 1, Peer: idA})
+	if err != nil || !strings.Contains(string(b), `"iceServers":[]`) {
+		t.Fatalf("encoded %s (%v), want an empty iceServers list", b, err)
 	}
 }
 
