@@ -18,7 +18,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, ab, dashboard, auto, ice_server, backplane"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, ab, dashboard, auto, ice_server, stun, turn, backplane"
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -44,6 +44,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    dashboard
 //	    auto             <patterns...>
 //	    ice_server       <stun:|turn:url> [<username> <credential>]
+//	    stun             off|<listen address>
+//	    turn {
+//	        listen        <address>
+//	        realm         <realm>
+//	        relay_address <ip>
+//	        quota         <size per visitor per day>
+//	        total         <size>/s
+//	    }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -160,6 +168,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				srv.Username, srv.Credential = args[1], args[2]
 			}
 			h.ICEServers = append(h.ICEServers, srv)
+			continue
+		case "stun":
+			if !d.NextArg() {
+				return d.Errf("stun takes off or a UDP listen address such as :3478")
+			}
+			h.STUN = d.Val()
+		case "turn":
+			if err := parseTURN(d, h); err != nil {
+				return err
+			}
 			continue
 		default:
 			return d.Errf("unknown p2pxhr subdirective %q; expected one of: %s", name, subdirectives)

@@ -25,6 +25,7 @@ func (h *Handler) newCoordinator() (*coordinator.Coordinator, error) {
 		AllowedOrigins: h.AllowedOrigins,
 		ClientIP:       clientIP,
 		Loaded:         h.limiter.Loaded,
+		ICEServers:     h.iceServersFor,
 		Logger:         h.logger.Named("coordinator"),
 	})
 	if err != nil && bp != nil {

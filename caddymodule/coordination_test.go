@@ -97,11 +97,16 @@ func closedWith(t *testing.T, conn *websocket.Conn) int {
 }
 
 func shareableSite(t *testing.T) (base string, m *protocol.Manifest) {
+	return shareableSiteWith(t, "")
+}
+
+// shareableSiteWith is shareableSite with more directives in the site.
+func shareableSiteWith(t *testing.T, more string) (base string, m *protocol.Manifest) {
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "f.bin"), randomBytes(600<<10, 31), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	base = startCaddy(t, "p2pxhr\nroot * "+root+"\nfile_server")
+	base = startCaddy(t, more+"\np2pxhr\nroot * "+root+"\nfile_server")
 	_, m = fetchManifest(t, base, "/f.bin")
 	if m == nil {
 		t.Fatal("no manifest")

@@ -8,6 +8,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
@@ -79,9 +80,18 @@ type Handler struct {
 	// default.
 	Auto []string `json:"auto,omitempty"`
 
-	// ICEServers are the STUN/TURN servers clients use to reach each
-	// other beyond one network; passed to every page on the client tag.
+	// ICEServers are more STUN/TURN servers clients use to reach each
+	// other beyond one network, told to every visitor in the
+	// coordinator's welcome after the embedded STUN server.
 	ICEServers []ICEServer `json:"ice_servers,omitempty"`
+
+	// STUN is the UDP listen address of the embedded STUN server, or
+	// "off". Default: port 3478 on the addresses the site listens on.
+	// Visitors are told stun:<the page's host>:<port>.
+	STUN string `json:"stun,omitempty"`
+
+	// TURN runs a TURN relay (turn.go). Off by default.
+	TURN *TURNConfig `json:"turn,omitempty"`
 
 	// AllowedOrigins lets pages of these other origins (scheme://host)
 	// use the coordinator; by default only the site's own pages may.
@@ -113,6 +123,7 @@ type Handler struct {
 	registry  *prometheus.Registry
 	reports   *reportBook
 	origin    *originBook
+	ice       *iceState
 }
 
 // CaddyModule returns the Caddy module information.
@@ -138,6 +149,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.reports = newReportBook()
 	h.origin = newOriginBook()
 	h.limiter = newByteLimiter(h.HTTPRateLimit)
+	if err := h.provisionICE(ctx); err != nil {
+		return fmt.Errorf("p2pxhr: %w", err)
+	}
 	h.manifests = newManifestService(h)
 	if h.CacheSize > 0 {
 		rc, err := newRangeCache(rangeCacheDir(), h.CacheSize, h.logger)
@@ -164,11 +178,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // ICEServer is one STUN or TURN server, as RTCPeerConnection takes it.
-type ICEServer struct {
-	URLs       []string `json:"urls"`
-	Username   string   `json:"username,omitempty"`
-	Credential string   `json:"credential,omitempty"`
-}
+type ICEServer = protocol.ICEServer
 
 // fillDefaults sets every option left unset to its default.
 func fillDefaults(h *Handler) {
@@ -219,9 +229,25 @@ func (h *Handler) Validate() error {
 	}
 	for _, s := range h.ICEServers {
 		for _, u := range s.URLs {
-			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
-				return fmt.Errorf("p2pxhr: ice_server %q must be a stun:, turn: or turns: URL", u)
+			if !protocol.IsICEURL(u) {
+				return fmt.Errorf("p2pxhr: ice_server %q must be a stun:, stuns:, turn: or turns: URL", u)
 			}
+		}
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("p2pxhr: ice_server %v: %w", s.URLs, err)
+		}
+	}
+	if n := len(h.ICEServers); n > protocol.MaxICEServers-2 {
+		return fmt.Errorf("p2pxhr: %d ice_server entries; at most %d fit beside the embedded STUN and TURN", n, protocol.MaxICEServers-2)
+	}
+	if h.STUN != "" && h.STUN != "off" {
+		if _, _, err := net.SplitHostPort(h.STUN); err != nil {
+			return fmt.Errorf("p2pxhr: stun %q: want off or a UDP listen address such as :3478", h.STUN)
+		}
+	}
+	if h.TURN != nil {
+		if err := h.TURN.validate(); err != nil {
+			return err
 		}
 	}
 	if h.AB != nil && (*h.AB < 0 || *h.AB > 100) {
@@ -246,6 +272,7 @@ func (h *Handler) Cleanup() error {
 	if h.ranges != nil {
 		errs = append(errs, h.ranges.close())
 	}
+	errs = append(errs, h.ice.close())
 	return errors.Join(errs...)
 }
 

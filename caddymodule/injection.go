@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -41,13 +40,11 @@ func (h *Handler) newInjector() (*inject.Injector, error) {
 }
 
 // tagAttrs are the client's options carried on its tag, so the client
-// needs no second round trip to learn them.
+// needs no second round trip to learn them. ICE servers are not among
+// them: the coordinator's welcome carries those to every client, however
+// the page loads it.
 func (h *Handler) tagAttrs() []inject.Attr {
 	attrs := []inject.Attr{{Name: "data-prefix", Value: h.Prefix}}
-	if len(h.ICEServers) > 0 {
-		servers, _ := json.Marshal(h.ICEServers) // plain strings always marshal
-		attrs = append(attrs, inject.Attr{Name: "data-ice-servers", Value: string(servers)})
-	}
 	if len(h.Auto) > 0 {
 		attrs = append(attrs, inject.Attr{Name: "data-auto", Value: strings.Join(h.Auto, " ")})
 	}

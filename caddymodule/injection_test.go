@@ -132,15 +132,23 @@ func TestTagCarriesTheClientOptions(t *testing.T) {
 	}
 	walk(doc)
 	want := map[string]string{
-		"data-prefix":      "/_p2pxhr/",
-		"data-auto":        "*.mp4 /downloads/*",
-		"data-group":       "p2p",
-		"data-ice-servers": `[{"urls":["stun:stun.example.org:3478"]},{"urls":["turn:turn.example.org"],"username":"user","credential":"secret"}]`,
+		"data-prefix": "/_p2pxhr/",
+		"data-auto":   "*.mp4 /downloads/*",
+		"data-group":  "p2p",
 	}
 	for k, v := range want {
 		if attrs[k] != v {
 			t.Errorf("%s=%q, want %q", k, attrs[k], v)
 		}
+	}
+	// ICE servers travel in the coordinator's welcome, to every client
+	// however the page loads it, not on the injected tag only.
+	if v, ok := attrs["data-ice-servers"]; ok {
+		t.Errorf("the tag carries data-ice-servers=%q", v)
+	}
+	ice := welcomeICE(t, base)
+	if n := len(ice); n < 2 || ice[n-2].URLs[0] != "stun:stun.example.org:3478" || ice[n-1].Username != "user" {
+		t.Errorf("welcome ICE servers %+v lack the configured ones", ice)
 	}
 }
 

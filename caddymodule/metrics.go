@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/p2pxhr/p2pxhr/coordinator"
+	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
 // metrics are the module's Prometheus metrics, registered once per Caddy
@@ -19,6 +20,7 @@ type metrics struct {
 	originBytes prometheus.Counter
 	manifests   *prometheus.CounterVec
 	injections  prometheus.Counter
+	relayBytes  prometheus.Counter
 	coords      *coordinatorCollector
 }
 
@@ -57,9 +59,11 @@ func metricsFor(reg *prometheus.Registry) *metrics {
 			[]string{"result"}),
 		injections: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "injections_total",
 			Help: "HTML pages that got the client tag."}),
+		relayBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "relay_bytes_total",
+			Help: "Bytes the embedded TURN server relayed between peers (server bandwidth, as HTTP would be)."}),
 		coords: newCoordinatorCollector(),
 	}
-	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.injections, m.coords)
+	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.injections, m.relayBytes, m.coords)
 	metricsByRegistry[reg] = m
 	return m
 }
@@ -79,6 +83,7 @@ type coordinatorCollector struct {
 
 	peers, swarms, members, signals, reports, bans *prometheus.Desc
 	nodePeers, nodeSwarms                          *prometheus.Desc
+	connections                                    *prometheus.Desc
 }
 
 func newCoordinatorCollector() *coordinatorCollector {
@@ -95,6 +100,9 @@ func newCoordinatorCollector() *coordinatorCollector {
 		bans:    d("bans_total", "Peers banned from a swarm after reports."),
 		nodePeers: prometheus.NewDesc("p2pxhr_cluster_node_peers",
 			"With a NATS backplane: peers connected to each node of the cluster, as this node last heard.", []string{"node"}, nil),
+		connections: prometheus.NewDesc("p2pxhr_peer_connections_total",
+			"Attempts of peers to connect to a neighbour, as the offering side reported them: result connected (path host, srflx, prflx or relay: the selected candidate pair) or failed.",
+			[]string{"result", "path"}, nil),
 		nodeSwarms: prometheus.NewDesc("p2pxhr_cluster_node_swarms",
 			"With a NATS backplane: swarms whose state each node of the cluster holds, as this node last heard.", []string{"node"}, nil),
 	}
@@ -114,7 +122,7 @@ func (c *coordinatorCollector) remove(co *coordinator.Coordinator) {
 
 // Describe implements prometheus.Collector.
 func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans, c.nodePeers, c.nodeSwarms} {
+	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans, c.nodePeers, c.nodeSwarms, c.connections} {
 		ch <- d
 	}
 }
@@ -123,6 +131,8 @@ func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	var sum coordinator.Stats
 	nodes := map[string]coordinator.NodeStats{}
+	connected := map[string]int64{}
+	var failed int64
 	c.mu.Lock()
 	for co := range c.coords {
 		s := co.Stats()
@@ -135,6 +145,10 @@ func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 		sum.SignalsRelayed += s.SignalsRelayed
 		sum.Reports += s.Reports
 		sum.Bans += s.Bans
+		for path, n := range s.Connections.Connected {
+			connected[path] += n
+		}
+		failed += s.Connections.Failed
 	}
 	c.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(sum.Peers))
@@ -143,6 +157,12 @@ func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.signals, prometheus.CounterValue, float64(sum.SignalsRelayed))
 	ch <- prometheus.MustNewConstMetric(c.reports, prometheus.CounterValue, float64(sum.Reports))
 	ch <- prometheus.MustNewConstMetric(c.bans, prometheus.CounterValue, float64(sum.Bans))
+	// Every path is exported from the start, so rates over them work
+	// before the first attempt of each kind.
+	for _, path := range []string{protocol.PathHost, protocol.PathSrflx, protocol.PathPrflx, protocol.PathRelay} {
+		ch <- prometheus.MustNewConstMetric(c.connections, prometheus.CounterValue, float64(connected[path]), protocol.ConnectionConnected, path)
+	}
+	ch <- prometheus.MustNewConstMetric(c.connections, prometheus.CounterValue, float64(failed), protocol.ConnectionFailed, "")
 	for id, n := range nodes {
 		ch <- prometheus.MustNewConstMetric(c.nodePeers, prometheus.GaugeValue, float64(n.Peers), id)
 		ch <- prometheus.MustNewConstMetric(c.nodeSwarms, prometheus.GaugeValue, float64(n.OwnedSwarms), id)

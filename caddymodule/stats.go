@@ -79,6 +79,9 @@ type statsReport struct {
 	} `json:"origin"`
 	// AB is the configured P2P percentage, or null without A/B groups.
 	AB *float64 `json:"ab"`
+	// ICE is the embedded STUN and TURN servers: where they listen or
+	// why not, and what TURN relayed.
+	ICE iceStatus `json:"ice"`
 }
 
 // serveStats answers GET {prefix}stats with totals, and POST with a
@@ -97,6 +100,8 @@ func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
 	rep.Groups = h.reports.snapshot()
 	rep.Origin.Bytes, rep.Origin.TopResources = h.origin.top(10)
 	rep.AB = h.AB
+	rep.ICE = h.ice.status
+	rep.ICE.RelayedBytes, rep.ICE.Allocations = h.ice.turn.totals()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	return json.NewEncoder(w).Encode(rep)
