@@ -17,7 +17,7 @@ import { OriginChanged } from './httpblock.js';
 const MAX_RESTARTS = 3, MAX_RECENT = 64;
 // The link of the "http" group: joins nothing, sends nothing, so no
 // neighbour is ever introduced and nobody learns that this page has blocks.
-const NO_LINK = { ready: false, loaded: false, peer: '', join() {}, leave() {}, send() {} };
+const NO_LINK = { ready: false, loaded: false, peer: '', join() {}, leave() {}, send() {}, iceServers: () => [], connection() {} };
 const timedOut = (r) => r === 'timeout' || (r && r.name === 'TimeoutError');
 // Headers a page may set without changing the response it gets.
 const HARMLESS = /^(cache-control|pragma|x-requested-with)$/i;
@@ -27,6 +27,7 @@ export class Client {
     this.config = config;
     this.swarms = new Map();
     this.totals = { fromHttp: 0, fromPeers: 0, uploaded: 0 };
+    this.connections = { connected: {}, failed: 0 }; // attempts this page offered, by outcome
     this.link = null;
     this.active = new Set(); // transfers running now, reported as aborted if the page goes
     this.recent = new Map(); // absolute URL → its latest transfer, for peer5.stats(url)
@@ -51,13 +52,13 @@ export class Client {
   }
 
   ctx() {
-    if (this.httpOnly()) return { config: this.config, link: NO_LINK, totals: this.totals, httpOnly: true };
+    if (this.httpOnly()) return { config: this.config, link: NO_LINK, totals: this.totals, connections: this.connections, httpOnly: true };
     if (!this.link) {
       const ws = new URL(this.config.prefix + 'ws', location.href);
       ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
       this.link = new CoordinatorLink(ws.href, this.config.group);
     }
-    return { config: this.config, link: this.link, totals: this.totals };
+    return { config: this.config, link: this.link, totals: this.totals, connections: this.connections };
   }
 
   /**
@@ -167,7 +168,9 @@ export class Client {
   }
 
   /**
-   * Page-wide totals and the neighbours connected now; with a URL, that
+   * Page-wide totals, the neighbours connected now and the outcomes of the
+   * connection attempts this page offered ({connected: {path: n}, failed});
+   * with a URL, that
    * URL's latest transfer: {state: loading|ok|error|abort|delegated,
    * bytesFromHttp, bytesFromPeers, peers, loaded, total, durationMs}, or null.
    */
@@ -179,6 +182,8 @@ export class Client {
     let peers = 0;
     for (const s of this.swarms.values()) peers += s.openConns().length;
     const t = this.totals;
-    return { peers, bytesFromHttp: t.fromHttp, bytesFromPeers: t.fromPeers, bytesUploaded: t.uploaded };
+    const c = this.connections;
+    return { peers, bytesFromHttp: t.fromHttp, bytesFromPeers: t.fromPeers, bytesUploaded: t.uploaded,
+      connections: { connected: { ...c.connected }, failed: c.failed } };
   }
 }

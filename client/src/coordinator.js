@@ -4,7 +4,9 @@
 // empty), routes server messages to them by swarm id, and paces what it
 // sends under the limits the server announced in welcome, because the
 // server closes a connection that exceeds them. Losing the coordinator costs
-// only new introductions: open DataChannels and HTTP carry on.
+// only new introductions: open DataChannels and HTTP carry on. The welcome
+// also names the ICE servers (the site's own STUN server, TURN with fresh
+// credentials), so a page gets them however it loaded the client.
 import * as msg from './coordmsg.js';
 
 const MIN_BACKOFF = 1000, MAX_BACKOFF = 30000;
@@ -16,6 +18,7 @@ export class CoordinatorLink {
     this.swarms = new Map(); // swarm id → Swarm
     this.loaded = false;
     this.peer = '';
+    this.welcomeIce = null; // the welcome's ICE servers; null from a server that predates them
     this.ws = null;
     this.ready = false;
     this.backoff = MIN_BACKOFF;
@@ -94,6 +97,7 @@ export class CoordinatorLink {
     if (m.type === 'welcome') {
       this.ready = true;
       this.peer = m.peer;
+      this.welcomeIce = Array.isArray(m.iceServers) ? m.iceServers : null;
       this.backoff = MIN_BACKOFF;
       const l = m.limits || {};
       this.rate = l.messagesPerSecond > 0 ? l.messagesPerSecond : this.rate;
@@ -107,6 +111,20 @@ export class CoordinatorLink {
       const s = this.swarms.get(m.swarm);
       if (s) s.coordinatorMessage(m);
     }
+  }
+
+  /** ICE servers for a new RTCPeerConnection: the welcome's, then the page's own (data-ice-servers, peer5.config.iceServers). */
+  iceServers(own) {
+    const seen = new Set();
+    return [...(this.welcomeIce || []), ...(Array.isArray(own) ? own : [])].filter((s) => {
+      const k = JSON.stringify(s);
+      return !seen.has(k) && seen.add(k);
+    });
+  }
+
+  /** Reports how a connection attempt ended, to a server that takes such reports. */
+  connection(swarm, peer, result, path) {
+    if (this.welcomeIce) this.send(msg.connection(swarm, peer, result, path));
   }
 
   setLoaded(v) {

@@ -27,6 +27,13 @@ export const leave = (swarm) => ({ type: 'leave', swarm });
 export const stats = (swarm, s) => ({ type: 'stats', swarm, bytesFromHttp: s.fromHttp, bytesFromPeers: s.fromPeers, bytesUploaded: s.uploaded });
 export const report = (swarm, peer, reason) => ({ type: 'report', swarm, peer, reason });
 
+/** How one connection attempt ended: result 'connected' with path, or 'failed'. */
+export function connection(swarm, peer, result, path) {
+  const m = { type: 'connection', swarm, peer, result };
+  if (path) m.path = path;
+  return m;
+}
+
 /** Parses a server message; null for anything that is not a typed object. */
 export function parse(text) {
   try {

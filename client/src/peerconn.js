@@ -4,18 +4,39 @@
 // swarm's verified blocks, re-verifying each block read back and sending
 // it in pieces of at most 16 KiB paced by bufferedAmountLowThreshold so a
 // slow receiver costs us at most HIGH_WATER bytes. Everything else it hands
-// to its swarm.
+// to its swarm. The side that offered reports how the attempt ended: the
+// kind of path the selected candidate pair took (getStats()), or a failure.
 import * as wire from './wire.js';
 import { verifyBlock, blockRange } from './hash.js';
 
 const HIGH_WATER = 1 << 20, LOW_WATER = 256 << 10;
 const MAX_UPLOAD_QUEUE = 64, MAX_PENDING_CANDIDATES = 64, CONNECT_TIMEOUT = 15000;
+// Candidate types from the least to the most direct: a pair's path is the
+// less direct of its two candidates.
+const PATHS = ['relay', 'srflx', 'prflx', 'host'];
+
+/** The path of pc's selected candidate pair ('' when not known yet). */
+export async function selectedPath(pc) {
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId) || pair;
+  });
+  // Firefox has no transport stats; it marks the pair itself.
+  if (!pair) stats.forEach((s) => { if (!pair && s.type === 'candidate-pair' && s.selected) pair = s; });
+  if (!pair) stats.forEach((s) => { if (!pair && s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+  if (!pair) return '';
+  const types = [stats.get(pair.localCandidateId), stats.get(pair.remoteCandidateId)].map((c) => c && c.candidateType);
+  return PATHS.find((t) => types.includes(t)) || '';
+}
 
 export class PeerConn {
-  /** @param swarm the owning Swarm; @param remote the neighbour's peer id */
-  constructor(swarm, remote, rtcConfig) {
+  /** @param swarm the owning Swarm; @param remote the neighbour's peer id; @param offerer whether we offer (and report) */
+  constructor(swarm, remote, rtcConfig, offerer) {
     this.swarm = swarm;
     this.remote = remote;
+    this.offerer = !!offerer;
+    this.reported = false;
     this.has = null; // the neighbour's blocks, from its hello
     this.open = false;
     this.closed = false;
@@ -30,11 +51,34 @@ export class PeerConn {
       swarm.sendSignal(remote, 'candidate', c ? c.candidate : '', c && c.candidate ? c.sdpMid : '');
     };
     this.pc.onconnectionstatechange = () => {
-      if (this.pc.connectionState === 'failed' || this.pc.connectionState === 'closed') this.close();
+      const st = this.pc.connectionState;
+      if (st === 'failed' && !this.open) this.report('failed');
+      if (st === 'failed' || st === 'closed') this.close();
     };
     this.pc.ondatachannel = (e) => (e.channel.label === wire.LABEL ? this.attach(e.channel) : e.channel.close());
     // A connection that never opens must not hold a peer slot forever.
-    this.timer = setTimeout(() => { if (!this.open) this.close(); }, CONNECT_TIMEOUT);
+    this.timer = setTimeout(() => {
+      if (this.open) return;
+      this.report('failed');
+      this.close();
+    }, CONNECT_TIMEOUT);
+  }
+
+  /** Reports the attempt's outcome once, if we offered. */
+  async report(result) {
+    if (!this.offerer || this.reported) return;
+    this.reported = true;
+    let path = '';
+    if (result === 'connected') {
+      // The pair is selected by the time the channel opens, but its stats
+      // may lag a moment behind.
+      for (let i = 0; i < 5 && !path; i++) {
+        if (i) await new Promise((r) => setTimeout(r, 200));
+        try { path = await selectedPath(this.pc); } catch { return; }
+      }
+      if (!path) return; // not knowing the path, claim nothing
+    }
+    this.swarm.connectionOutcome(this, result, path);
   }
 
   /** The offering side creates the channel and sends the offer. */
@@ -73,6 +117,7 @@ export class PeerConn {
     dc.onopen = () => {
       this.open = true;
       clearTimeout(this.timer);
+      this.report('connected');
       const s = this.swarm;
       this.send({ type: 'hello', swarmId: s.id, blockCount: s.manifest.blocks.length, have: s.serving() ? s.store.have() : [] });
     };

@@ -13,7 +13,7 @@ export class Swarm {
     this.manifest = manifest;
     this.id = manifest.id;
     this.url = url;
-    this.ctx = ctx; // { config, link, totals, httpOnly }
+    this.ctx = ctx; // { config, link, totals, connections, httpOnly }
     this.store = new BlockStore(manifest);
     this.conns = new Map();
     this.banned = new Set();
@@ -55,13 +55,21 @@ export class Swarm {
     if (!id || id === this.ctx.link.peer || this.conns.has(id) || this.banned.has(id) || this.conns.size >= cfg.maxPeers) return null;
     let c;
     try {
-      c = new PeerConn(this, id, { iceServers: cfg.iceServers });
+      c = new PeerConn(this, id, { iceServers: this.ctx.link.iceServers(cfg.iceServers) }, offer);
     } catch {
       return null; // WebRTC refused (policy, extension): HTTP carries on
     }
     this.conns.set(id, c);
     if (offer) c.offer().catch(() => c.close());
     return c;
+  }
+
+  /** Counts and reports how an attempt this page offered ended. */
+  connectionOutcome(c, result, path) {
+    const n = this.ctx.connections;
+    if (result === 'connected') n.connected[path] = (n.connected[path] || 0) + 1;
+    else n.failed++;
+    this.ctx.link.connection(this.id, c.remote, result, path);
   }
 
   sendSignal(to, kind, data, mid) {
