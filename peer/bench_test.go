@@ -79,9 +79,9 @@ func rawTransfer(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sb.close()
-	pa, _ := sa.newPeerConnection()
+	pa, _ := sa.newPeerConnection(nil)
 	defer pa.Close()
-	pb, _ := sb.newPeerConnection()
+	pb, _ := sb.newPeerConnection(nil)
 	defer pb.Close()
 
 	got := make(chan struct{})

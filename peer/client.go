@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // DefaultPrefix is the Caddy module's default route prefix.
@@ -45,6 +47,10 @@ type Options struct {
 	// Progress, if set, is called after each new verified block, from the
 	// goroutine that stored it; it must be quick.
 	Progress func(Progress)
+	// OnConnection, if set, is told how each connection attempt this
+	// Client offered ended (the signaller, if a ConnectionReporter, is
+	// told too); from pion's goroutines, so it must be quick.
+	OnConnection func(ConnectionOutcome)
 
 	hooks *testHooks
 }
@@ -111,6 +117,25 @@ func New(opts Options) (*Client, error) {
 		go c.dispatch()
 	}
 	return c, nil
+}
+
+// siteICEServers are the ICE servers the signaller learnt from the site.
+func (c *Client) siteICEServers() []webrtc.ICEServer {
+	if src, ok := c.sig.(ICEServerSource); ok {
+		return src.ICEServers()
+	}
+	return nil
+}
+
+// connectionOutcome passes an attempt's outcome to the signaller and the
+// OnConnection hook.
+func (c *Client) connectionOutcome(o ConnectionOutcome) {
+	if r, ok := c.sig.(ConnectionReporter); ok {
+		r.ReportConnection(o)
+	}
+	if c.opts.OnConnection != nil {
+		c.opts.OnConnection(o)
+	}
 }
 
 // Uploaded returns the bytes this Client has sent to peers.

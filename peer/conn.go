@@ -45,6 +45,10 @@ type conn struct {
 	hooks   *testHooks
 	upload  func(n int)     // counts bytes sent in pieces
 	wg      *sync.WaitGroup // the Client's: Close waits for our goroutines
+	// outcome, if set, is told how the attempt ended, once: set on the
+	// offering side only, so an attempt is counted once.
+	outcome func(ConnectionOutcome)
+	started time.Time
 
 	mu          sync.Mutex
 	dc          *webrtc.DataChannel
@@ -58,11 +62,12 @@ type conn struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	opened    bool
+	reported  bool
 }
 
 func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, store *BlockStore, wg *sync.WaitGroup) *conn {
 	c := &conn{
-		remote: remote, swarm: swarm, pc: pc, h: h, store: store, wg: wg,
+		remote: remote, swarm: swarm, pc: pc, h: h, store: store, wg: wg, started: time.Now(),
 		wake:   make(chan struct{}, 1),
 		low:    make(chan struct{}, 1),
 		closed: make(chan struct{}),
@@ -78,6 +83,9 @@ func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, sto
 		}
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed {
+			c.report(false)
+		}
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 			c.close()
 		}
@@ -95,11 +103,52 @@ func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, sto
 		open := c.opened
 		c.mu.Unlock()
 		if !open {
+			c.report(false)
 			c.close()
 		}
 	})
 	go func() { <-c.closed; t.Stop() }()
 	return c
+}
+
+// report tells c.outcome how the attempt ended, once: connected with the
+// selected pair's path, or failed (only before the channel opened).
+func (c *conn) report(connected bool) {
+	c.mu.Lock()
+	skip := c.outcome == nil || c.reported || (!connected && c.opened)
+	c.reported = c.reported || !skip
+	c.mu.Unlock()
+	if skip {
+		return
+	}
+	o := ConnectionOutcome{Swarm: c.swarm, Peer: c.remote, Connected: connected, Elapsed: time.Since(c.started)}
+	if connected {
+		o.Path = selectedPath(c.pc)
+		if o.Path == "" {
+			return // not knowing the path, claim nothing
+		}
+	}
+	c.outcome(o)
+}
+
+// selectedPath is the kind of pc's selected candidate pair: the less
+// direct of its two candidates (relay, srflx, prflx, host), "" if none.
+func selectedPath(pc *webrtc.PeerConnection) string {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return ""
+	}
+	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
+		return ""
+	}
+	for _, t := range []webrtc.ICECandidateType{webrtc.ICECandidateTypeRelay, webrtc.ICECandidateTypeSrflx,
+		webrtc.ICECandidateTypePrflx, webrtc.ICECandidateTypeHost} {
+		if pair.Local.Typ == t || pair.Remote.Typ == t {
+			return t.String()
+		}
+	}
+	return ""
 }
 
 // offer creates the channel and the offer; the answerer gets the channel
@@ -136,6 +185,7 @@ func (c *conn) attach(dc *webrtc.DataChannel) {
 		c.mu.Lock()
 		c.opened = true
 		c.mu.Unlock()
+		c.report(true)
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.uploadLoop() }()
 		c.h.connOpen(c)

@@ -314,6 +314,38 @@ func (c *CoordClient) Have(swarm string, blocks []int) {
 	}
 }
 
+// ICEServers implements ICEServerSource: the ICE servers of the last
+// welcome, in the order the site gave them.
+func (c *CoordClient) ICEServers() []webrtc.ICEServer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]webrtc.ICEServer, 0, len(c.welcome.ICEServers))
+	for _, s := range c.welcome.ICEServers {
+		srv := webrtc.ICEServer{URLs: append([]string(nil), s.URLs...), Username: s.Username}
+		if s.Credential != "" {
+			srv.Credential = s.Credential
+		}
+		out = append(out, srv)
+	}
+	return out
+}
+
+// ReportConnection implements ConnectionReporter, for a server whose
+// welcome announced it takes connection reports.
+func (c *CoordClient) ReportConnection(o ConnectionOutcome) {
+	c.mu.Lock()
+	accepts := c.welcome.ICEServers != nil
+	c.mu.Unlock()
+	if !accepts {
+		return
+	}
+	m := &protocol.Connection{Swarm: o.Swarm, Peer: o.Peer, Result: protocol.ConnectionFailed}
+	if o.Connected {
+		m.Result, m.Path = protocol.ConnectionConnected, o.Path
+	}
+	c.sendIfJoined(o.Swarm, m)
+}
+
 // Report implements Signaller.
 func (c *CoordClient) Report(swarm, peer, reason string) {
 	c.sendIfJoined(swarm, &protocol.Report{Swarm: swarm, Peer: peer, Reason: reason})
@@ -412,4 +444,8 @@ func (c *CoordClient) Close() error {
 	return nil
 }
 
-var _ Signaller = (*CoordClient)(nil)
+var (
+	_ Signaller          = (*CoordClient)(nil)
+	_ ICEServerSource    = (*CoordClient)(nil)
+	_ ConnectionReporter = (*CoordClient)(nil)
+)

@@ -6,13 +6,15 @@ import (
 	"net"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
 // RTCConfig chooses how a Client's peer connections reach others.
 type RTCConfig struct {
-	// ICEServers are STUN/TURN servers for real deployments; none are needed
-	// on one machine.
+	// ICEServers are STUN/TURN servers to use besides those the site's
+	// coordinator names in its welcome (which come first); none are
+	// needed on one machine.
 	ICEServers []webrtc.ICEServer
 	// Loopback restricts candidates to UDP4 on loopback with mDNS off: the
 	// settings seen working for pion↔pion and pion↔Chromium on one machine
@@ -21,6 +23,10 @@ type RTCConfig struct {
 	// ListenAddr is the UDP address of the Client's one ICE socket; empty
 	// means "127.0.0.1:0" with Loopback and ":0" otherwise.
 	ListenAddr string
+	// Net, if set, is the network ICE uses instead of the host's: a
+	// pion/transport vnet in tests of NATs. ListenAddr is then unused and
+	// each connection gets sockets of its own.
+	Net transport.Net
 }
 
 // socketBuffer is the UDP socket buffer size: with the default 208 KiB the
@@ -31,12 +37,20 @@ const socketBuffer = 4 << 20
 // peer connections (the mux demultiplexes them by ICE username).
 type rtcStack struct {
 	api    *webrtc.API
-	conn   *net.UDPConn
-	mux    *ice.UDPMuxDefault
+	conn   *net.UDPConn       // nil on a virtual network
+	mux    *ice.UDPMuxDefault // nil on a virtual network
 	config webrtc.Configuration
 }
 
 func newRTCStack(cfg RTCConfig) (*rtcStack, error) {
+	if cfg.Net != nil {
+		var se webrtc.SettingEngine
+		se.SetNet(cfg.Net)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		return &rtcStack{api: webrtc.NewAPI(webrtc.WithSettingEngine(se)),
+			config: webrtc.Configuration{ICEServers: cfg.ICEServers}}, nil
+	}
 	addr := cfg.ListenAddr
 	if addr == "" {
 		addr = ":0"
@@ -73,12 +87,19 @@ func newRTCStack(cfg RTCConfig) (*rtcStack, error) {
 	}, nil
 }
 
-func (r *rtcStack) newPeerConnection() (*webrtc.PeerConnection, error) {
-	return r.api.NewPeerConnection(r.config)
+// newPeerConnection makes a peer connection using first the ICE servers
+// the site named (from), then the configured ones.
+func (r *rtcStack) newPeerConnection(from []webrtc.ICEServer) (*webrtc.PeerConnection, error) {
+	cfg := r.config
+	cfg.ICEServers = append(append([]webrtc.ICEServer(nil), from...), r.config.ICEServers...)
+	return r.api.NewPeerConnection(cfg)
 }
 
 // close releases the socket; peer connections must be closed first.
 func (r *rtcStack) close() error {
+	if r.mux == nil {
+		return nil
+	}
 	err := r.mux.Close()
 	// The mux may already have closed the socket.
 	if cerr := r.conn.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {

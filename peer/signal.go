@@ -1,6 +1,11 @@
 package peer
 
-import "context"
+import (
+	"context"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
 
 // Introduction is the coordinator suggesting a neighbour in a swarm. Offer
 // tells which side creates the WebRTC offer, so two peers never both do.
@@ -66,4 +71,31 @@ type Signaller interface {
 	Loaded() <-chan bool
 	// Close ends the session and closes the channels.
 	Close() error
+}
+
+// ICEServerSource is a Signaller that learns ICE servers from the site (the
+// coordinator's welcome); a Client uses them, before its own, for every new
+// connection.
+type ICEServerSource interface {
+	ICEServers() []webrtc.ICEServer
+}
+
+// ConnectionReporter is a Signaller that passes connection outcomes on to
+// the site (the coordinator's connection message).
+type ConnectionReporter interface {
+	ReportConnection(o ConnectionOutcome)
+}
+
+// ConnectionOutcome is how one attempt to reach a neighbour ended. Only
+// the side that made the offer reports, once per attempt.
+type ConnectionOutcome struct {
+	Swarm, Peer string
+	// Connected is true once the DataChannel opened; false when ICE failed
+	// or no channel opened within the connect timeout.
+	Connected bool
+	// Path is the selected candidate pair's kind when connected: the less
+	// direct of its two candidates, "relay", "srflx", "prflx" or "host".
+	Path string
+	// Elapsed is from the offer to the channel opening or the failure.
+	Elapsed time.Duration
 }

@@ -43,12 +43,15 @@ func (s *swarm) connect(remote string, offer bool) *conn {
 	if s.closed || s.banned[remote] || s.conns[remote] != nil || len(s.conns) >= s.c.opts.MaxPeers {
 		return nil
 	}
-	pc, err := s.c.rtc.newPeerConnection()
+	pc, err := s.c.rtc.newPeerConnection(s.c.siteICEServers())
 	if err != nil {
 		return nil
 	}
 	c := newConn(pc, remote, s.id, s, s.store, &s.c.wg)
 	c.hooks = s.c.opts.hooks
+	if offer {
+		c.outcome = s.c.connectionOutcome
+	}
 	c.upload = func(n int) {
 		s.uploaded.Add(int64(n))
 		s.c.uploaded.Add(int64(n))

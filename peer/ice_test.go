@@ -1,0 +1,106 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/turn/v5"
+
+	"github.com/p2pxhr/p2pxhr/coordinator"
+	"github.com/p2pxhr/p2pxhr/protocol"
+)
+
+// countingConn counts the datagrams a STUN server receives.
+type countingConn struct {
+	net.PacketConn
+	n atomic.Int64
+}
+
+func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := c.PacketConn.ReadFrom(b)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return n, a, err
+}
+
+// A Go peer uses the ICE servers the coordinator's welcome names (here a
+// STUN server that counts its requests) without being told any itself,
+// and the offering side reports how each attempt ended: the coordinator
+// counts it by the selected pair's path.
+func TestGoPeerUsesWelcomeICEServersAndReportsOutcomes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stunConn := &countingConn{PacketConn: udp}
+	stun, err := turn.NewServer(turn.ServerConfig{PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: stunConn}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stun.Close()
+	stunURL := "stun:" + udp.LocalAddr().String()
+
+	data := randomBytes(16 * testBlock)
+	o := &origin{bytesPerSec: 256 << 10} // slow: the seeder must matter
+	o.cur.Store(newVersion(t, data, `"v1"`))
+	coord, err := coordinator.New(coordinator.Config{KnownSwarm: func(string) bool { return true },
+		ICEServers: func(*http.Request) []protocol.ICEServer {
+			return []protocol.ICEServer{{URLs: []string{stunURL}}}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", o.handler())
+	mux.Handle("/_p2pxhr/ws", coord)
+	o.srv = httptest.NewServer(mux)
+	o.coord = coord
+	t.Cleanup(func() { coord.Close(); o.srv.Close() })
+
+	seeder, seederSig := newCoordPeer(t, ctx, o, nil)
+	if got := seederSig.ICEServers(); len(got) != 1 || got[0].URLs[0] != stunURL {
+		t.Fatalf("ICE servers from the welcome: %+v", got)
+	}
+	seed(t, ctx, seeder, o.url(), data)
+
+	var mu sync.Mutex
+	var outcomes []ConnectionOutcome
+	downloader, _ := newCoordPeer(t, ctx, o, func(opts *Options) {
+		opts.OnConnection = func(c ConnectionOutcome) {
+			mu.Lock()
+			outcomes = append(outcomes, c)
+			mu.Unlock()
+		}
+	})
+	dst := &checkedFile{t: t, want: data}
+	res, err := downloader.Download(ctx, o.url(), dst)
+	if err != nil || !bytes.Equal(dst.Bytes(), data) {
+		t.Fatalf("download: %v", err)
+	}
+	if res.BytesFromPeers == 0 {
+		t.Fatalf("nothing from the seeder: %+v", res)
+	}
+	mu.Lock()
+	got := append([]ConnectionOutcome(nil), outcomes...)
+	mu.Unlock()
+	if len(got) != 1 || !got[0].Connected || got[0].Path == "" || got[0].Peer == "" {
+		t.Fatalf("outcomes %+v, want one connected attempt with a path", got)
+	}
+	if stunConn.n.Load() == 0 {
+		t.Error("the welcome's STUN server got no binding request")
+	}
+	waitFor(t, ctx, func() bool { return coord.Stats().Connections.Connected[got[0].Path] == 1 })
+	if st := coord.Stats().Connections; st.Failed != 0 || len(st.Connected) != 1 {
+		t.Fatalf("coordinator counted %+v, want the one attempt once", st)
+	}
+}
