@@ -21,7 +21,8 @@ const recordRTC = `(() => {
 // gives every page the site's STUN server and the configured ones, whether
 // the module injected the client, the page has its own tag, loads it as a
 // module, or ships a bundled copy; each then connects to a seeding tab
-// with them, and reports how the attempt went.
+// with them, and reports how the attempt went. The dashboard shows the
+// share of attempts that worked, and where STUN listens.
 func TestICEServersReachTheClientHoweverLoaded(t *testing.T) {
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -34,6 +35,7 @@ func TestICEServersReachTheClientHoweverLoaded(t *testing.T) {
 		"stun " + stunAddr,
 		"ice_server stun:stun.example.org:3478",
 		"inject_exclude /test/module.html /test/bundle.html",
+		"dashboard",
 	}})
 	size, sum := fileSHA256(t, base+"/files/demo.bin")
 	seeder := tab(t, b, base+"/test/page.html")
@@ -59,5 +61,13 @@ func TestICEServersReachTheClientHoweverLoaded(t *testing.T) {
 			n := poll[float64](t, ctx, 10*time.Second, `Object.values(peer5.stats().connections.connected).reduce((a, b) => a + b, 0)`)
 			t.Logf("%s: %d from peers; connected attempts %v", page, r.Stats.FromPeers, n)
 		})
+	}
+
+	dash := tab(t, b, base+"/_p2pxhr/dashboard")
+	rate := poll[string](t, dash, 15*time.Second, `(() => { const v = document.getElementById('connectRate').textContent; return v.endsWith(' of 4') && v; })()`)
+	ice := eval[string](t, dash, 5*time.Second, `document.getElementById('iceStatus').textContent`)
+	t.Logf("dashboard: %q connected; %s", rate, ice)
+	if rate != "100.0% of 4" || !strings.Contains(ice, "STUN: udp "+stunAddr) {
+		t.Fatalf("dashboard shows %q and %q", rate, ice)
 	}
 }

@@ -147,6 +147,27 @@
     }));
   }
 
+  // fillConnections shows how well visitors reach each other, and where
+  // the embedded STUN and TURN servers listen (or why not).
+  function fillConnections(stats) {
+    var c = (stats.swarm && stats.swarm.connections) || { connected: {}, failed: 0 };
+    var paths = ['host', 'srflx', 'prflx', 'relay'];
+    var ok = 0;
+    paths.forEach(function (p) { ok += (c.connected || {})[p] || 0; });
+    var all = ok + (c.failed || 0);
+    text('connectRate', all ? pct(ok / all) + ' of ' + all : '–');
+    var rows = paths.map(function (p) {
+      var n = (c.connected || {})[p] || 0;
+      return ['connected', p, n, all ? pct(n / all) : '–'];
+    });
+    rows.push(['failed', '', c.failed || 0, all ? pct((c.failed || 0) / all) : '–']);
+    fillRows(document.querySelector('#connTable tbody'), rows);
+    var ice = stats.ice || {};
+    var line = 'STUN: ' + (ice.stun || 'off') + (ice.stunError ? ' — ' + ice.stunError : '') + '. TURN: ' + (ice.turn || 'off');
+    if (ice.turn && ice.turn !== 'off') line += ', ' + bytes(ice.relayedBytes || 0) + ' relayed, ' + (ice.allocations || 0) + ' relays open';
+    text('iceStatus', line + '.');
+  }
+
   function update(stats) {
     var sw = stats.swarm;
     var all = sw.bytesFromHttp + sw.bytesFromPeers;
@@ -172,9 +193,12 @@
     text('fromPeers', bytes(done.peers));
     text('fromHttp', bytes(done.http));
     text('originBytes', bytes(stats.origin.bytes));
+    // A relayed byte costs the server what an HTTP byte does.
+    text('serverBytes', bytes(stats.origin.bytes + ((stats.ice && stats.ice.relayedBytes) || 0)));
     text('peers', point.peers);
     text('swarms', point.swarms);
     fillNodes(sw);
+    fillConnections(stats);
     drawTimeSeries();
     drawAB(stats.groups || {});
     fillTables(stats);
