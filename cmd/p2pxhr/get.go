@@ -34,8 +34,10 @@ If the site's coordinator cannot be reached the download goes on over HTTP
 alone. If the resource is not shareable (the manifest route refuses it),
 it is downloaded over plain HTTP and the reason is shown.
 
-On a loopback URL (localhost, 127.0.0.1, ::1) peers meet over loopback
-with no STUN server; elsewhere pass --ice-server for peers behind NAT.
+On a loopback URL (localhost, 127.0.0.1, ::1) peers meet over loopback.
+Elsewhere peers behind NATs meet through the STUN (and TURN) servers the
+site's coordinator names, its own embedded STUN server by default; any
+--ice-server is used after those.
 
 Exit status: 0 done, 1 download failed (server, network, disk), 2 bad
 arguments or URL.`,
