@@ -40,14 +40,30 @@ type iceEndpoint struct {
 	addr   string
 	server *turn.Server
 	net    transport.Net
-	// secret keys the TURN credentials (TURN REST convention). It is the
-	// endpoint's, made when the socket opens, so credentials handed out
-	// before a reload stay valid after it.
+	// secret keys the TURN credentials (TURN REST convention): the
+	// process's, so credentials stay valid across reloads and on every
+	// listener of a site with several addresses.
 	secret string
 	quota  *quotaBook
 
 	mu       sync.Mutex
 	policies []*turnPolicy // registered by configs with turn here; the last wins
+}
+
+var (
+	secretOnce sync.Once
+	secret     string
+)
+
+// turnSecret is the key of this process's TURN credentials, random,
+// never written anywhere.
+func turnSecret() string {
+	secretOnce.Do(func() {
+		var key [32]byte
+		rand.Read(key[:])
+		secret = string(key[:])
+	})
+	return secret
 }
 
 // newICEEndpoint listens on addr (network "udp", "udp4"…) through nw and
@@ -57,9 +73,7 @@ func newICEEndpoint(nw transport.Net, network, addr, realm string, logger *zap.L
 	if err != nil {
 		return nil, err
 	}
-	var key [32]byte
-	rand.Read(key[:])
-	ep := &iceEndpoint{addr: addr, net: nw, secret: string(key[:]), quota: newQuotaBook()}
+	ep := &iceEndpoint{addr: addr, net: nw, secret: turnSecret(), quota: newQuotaBook()}
 	rest := turn.LongTermTURNRESTAuthHandler(ep.secret, pionLogger(logger, "turn-auth"))
 	ep.server, err = turn.NewServer(turn.ServerConfig{
 		Realm:         realm,

@@ -130,6 +130,8 @@ func newTurnPolicy(c *TURNConfig, m *metrics) *turnPolicy {
 		if p.relayIP == nil {
 			p.relayIP = net.ParseIP(host)
 		}
+	} else if p.relayIP != nil && p.relayIP.To4() == nil {
+		p.bindIP = "::"
 	}
 	if c.Total > 0 {
 		// A burst of a second's worth, at least a few datagrams.
@@ -234,8 +236,9 @@ func (g relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (ne
 	if p == nil {
 		return nil, nil, errors.New("TURN is off on this listener")
 	}
-	network := conf.Network
-	if p.relayIP != nil && p.relayIP.To4() != nil {
+	// The relay's address family is the advertised address's.
+	network := "udp6"
+	if p.relayIP.To4() != nil {
 		network = "udp4"
 	}
 	conn, err := g.ep.net.ListenPacket(network, net.JoinHostPort(p.bindIP, strconv.Itoa(conf.RequestedPort)))

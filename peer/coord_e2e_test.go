@@ -17,9 +17,19 @@ import (
 // way the Caddy module mounts it.
 func newCoordOrigin(t *testing.T, v *version, bytesPerSec int) *origin {
 	t.Helper()
+	return newCoordOriginWith(t, v, bytesPerSec, coordinator.Config{})
+}
+
+// newCoordOriginWith is newCoordOrigin with a coordinator configured by
+// cfg (KnownSwarm accepts every swarm unless set).
+func newCoordOriginWith(t *testing.T, v *version, bytesPerSec int, cfg coordinator.Config) *origin {
+	t.Helper()
 	o := &origin{bytesPerSec: bytesPerSec}
 	o.cur.Store(v)
-	coord, err := coordinator.New(coordinator.Config{KnownSwarm: func(string) bool { return true }})
+	if cfg.KnownSwarm == nil {
+		cfg.KnownSwarm = func(string) bool { return true }
+	}
+	coord, err := coordinator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

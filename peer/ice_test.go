@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,21 +50,12 @@ func TestGoPeerUsesWelcomeICEServersAndReportsOutcomes(t *testing.T) {
 	stunURL := "stun:" + udp.LocalAddr().String()
 
 	data := randomBytes(16 * testBlock)
-	o := &origin{bytesPerSec: 256 << 10} // slow: the seeder must matter
-	o.cur.Store(newVersion(t, data, `"v1"`))
-	coord, err := coordinator.New(coordinator.Config{KnownSwarm: func(string) bool { return true },
+	// A slow origin: the seeder must matter.
+	o := newCoordOriginWith(t, newVersion(t, data, `"v1"`), 256<<10, coordinator.Config{
 		ICEServers: func(*http.Request) []protocol.ICEServer {
 			return []protocol.ICEServer{{URLs: []string{stunURL}}}
 		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", o.handler())
-	mux.Handle("/_p2pxhr/ws", coord)
-	o.srv = httptest.NewServer(mux)
-	o.coord = coord
-	t.Cleanup(func() { coord.Close(); o.srv.Close() })
+	coord := o.coord
 
 	seeder, seederSig := newCoordPeer(t, ctx, o, nil)
 	if got := seederSig.ICEServers(); len(got) != 1 || got[0].URLs[0] != stunURL {
