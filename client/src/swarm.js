@@ -33,7 +33,7 @@ export class Swarm {
   coordinatorMessage(m) {
     switch (m.type) {
       case 'neighbours':
-        if (this.download && (m.peers || []).length) this.download.introduced();
+        if (this.download) this.download.introduced((m.peers || []).length);
         for (const p of m.peers || []) if (p.offer) this.connect(p.id, true);
         break;
       case 'signal': {
