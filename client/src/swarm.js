@@ -120,6 +120,13 @@ export class Swarm {
     this.ctx.link.send(msg.stats(this.id, this.counters));
   }
 
+  /** Closes every neighbour connection, after telling the coordinator the latest counts. */
+  disconnect() {
+    this.flushHave();
+    this.sendStats();
+    for (const c of [...this.conns.values()]) c.close();
+  }
+
   /** Leaves the swarm for good: closes connections, stops reporting. */
   leave() {
     this.flushHave();
