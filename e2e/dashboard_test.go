@@ -1,18 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"image"
-	"image/png"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/chromedp"
 )
 
 // Series colours of client/dashboard/dashboard.css.
@@ -30,38 +22,16 @@ type rect struct{ X, Y, W, H float64 }
 // (the legend swatches, drawn with no data too, are outside that chart).
 func checkDashboard(t *testing.T, b context.Context, base string) {
 	ctx := tab(t, b, base+"/_p2pxhr/dashboard")
-	if err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := cdp.Call(ctx, tg, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 1280, Height: 900, DeviceScaleFactor: 1})
-		return chromedp.Void{}, err
-	}); err != nil {
-		t.Fatalf("sizing the window: %v", err)
-	}
+	sizeWindow(t, ctx, 1280, 900)
 	poll[bool](t, ctx, 15*time.Second, "window.dashboardUpdates >= 2")
 	if st := eval[string](t, ctx, 5*time.Second, "document.getElementById('status').className"); st != "status live" {
 		t.Fatalf("dashboard status %q, want live", st)
 	}
-	box := eval[rect](t, ctx, 5*time.Second, `(() => { const r = document.getElementById('chartAB').getBoundingClientRect();
-		return { X: r.x + scrollX, Y: r.y + scrollY, W: r.width, H: r.height }; })()`)
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	// P2PXHR_SCREENSHOT_DIR keeps the picture after the test, to look at.
-	dir := os.Getenv("P2PXHR_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	file := filepath.Join(dir, "dashboard.png")
-	if err := os.WriteFile(file, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil {
-		t.Fatalf("decoding the screenshot: %v", err)
-	}
-	area := image.Rect(int(box.X), int(box.Y), int(box.X+box.W), int(box.Y+box.H)).Intersect(img.Bounds())
+	area := box(t, ctx, "#chartAB")
+	img, file := screenshot(t, ctx, "dashboard.png")
+	area = area.Intersect(img.Bounds())
 	if area.Dx() < 100 || area.Dy() < 100 {
-		t.Fatalf("A/B chart at %+v, %v of a %v screenshot: not on the page", box, area, img.Bounds())
+		t.Fatalf("A/B chart at %v of a %v screenshot: not on the page", area, img.Bounds())
 	}
 	peers, http := countNear(img, area, peersColour), countNear(img, area, httpColour)
 	t.Logf("A/B chart %v: %d pixels near #3ecf8e, %d near #5b8def (screenshot %s)", area, peers, http, file)

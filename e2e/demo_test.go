@@ -17,9 +17,15 @@ import (
 	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
 )
 
+// demoOptions change the demo site for a test.
+type demoOptions struct {
+	fileSize  string // demo.bin's size instead of 48MiB
+	accessLog string // a file for Caddy's access log of the site
+}
+
 // startDemo runs the demo site exactly as Caddyfile.example describes it,
 // on a free port instead of 8080, with no admin endpoint.
-func startDemo(t *testing.T) string {
+func startDemo(t *testing.T, o demoOptions) string {
 	t.Helper()
 	root := repoDir(t)
 	raw, err := os.ReadFile(filepath.Join(root, "Caddyfile.example"))
@@ -27,11 +33,24 @@ func startDemo(t *testing.T) string {
 		t.Fatal(err)
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", testcaddy.FreePort(t))
-	cfg := strings.ReplaceAll(string(raw), "http://localhost:8080", base)
-	cfg = strings.Replace(cfg, "root * client/demo", "root * "+filepath.Join(root, "client", "demo"), 1)
-	cfg = strings.Replace(cfg, "{\n\tauto_https off\n}\n", testcaddy.GlobalOptions(), 1)
-	if !strings.Contains(cfg, "admin off") || !strings.Contains(cfg, base) || !strings.Contains(cfg, filepath.Join(root, "client", "demo")) {
-		t.Fatal("Caddyfile.example no longer has the lines this test rewrites")
+	demoDir := filepath.Join(root, "client", "demo")
+	edits := []string{
+		"http://localhost:8080 {", base + " {",
+		"root * client/demo", "root * " + demoDir,
+		"{\n\tauto_https off\n}\n", testcaddy.GlobalOptions(),
+	}
+	if o.fileSize != "" {
+		edits = append(edits, "size 48MiB", "size "+o.fileSize)
+	}
+	if o.accessLog != "" {
+		edits = append(edits, "\tencode\n", "\tlog {\n\t\toutput file "+o.accessLog+"\n\t}\n\tencode\n")
+	}
+	cfg := string(raw)
+	for i := 0; i < len(edits); i += 2 {
+		if !strings.Contains(cfg, edits[i]) {
+			t.Fatalf("Caddyfile.example no longer has %q, which this test rewrites", edits[i])
+		}
+		cfg = strings.Replace(cfg, edits[i], edits[i+1], 1)
 	}
 	return testcaddy.StartCaddyfile(t, cfg, base)
 }
@@ -52,7 +71,7 @@ const imageDone = `document.getElementById('picture').complete && document.getEl
 // from that window, not half of it from the throttled origin.
 func TestImageDemoSecondWindowFromPeers(t *testing.T) {
 	b := browser(t)
-	base := startDemo(t)
+	base := startDemo(t, demoOptions{})
 	first := tab(t, b, base+"/image.html")
 	a := poll[imageStats](t, first, 60*time.Second, imageDone)
 	t.Logf("first window: %+v", a)
@@ -105,7 +124,7 @@ const bfcacheProbe = `addEventListener('pageshow', (e) => { if (e.persisted) win
 // again.
 func TestPageInBackForwardCacheLeavesSwarms(t *testing.T) {
 	b := browser(t)
-	base := startDemo(t)
+	base := startDemo(t, demoOptions{})
 	first := tab(t, b, base+"/image.html", bfcacheProbe)
 	var notCached []string
 	if err := chromedp.Listen(first, func(ev any) {
@@ -150,4 +169,112 @@ func TestPageInBackForwardCacheLeavesSwarms(t *testing.T) {
 		t.Fatalf("the page did not come from the back/forward cache: %v", notCached)
 	}
 	waitUntil(t, 10*time.Second, "the restored page to rejoin", func() bool { return coordinatorNow(t, base).Members == 2 })
+}
+
+// TestDownloadDemoSavesAndRepeats (issue 19): the file downloader's
+// Download saves the file; pressed again, it says the file is already here
+// instead of showing zeros, and the bar keeps its colours, which a legend
+// explains.
+func TestDownloadDemoSavesAndRepeats(t *testing.T) {
+	b := browser(t)
+	downloads := allowDownloads(t, b)
+	base := startDemo(t, demoOptions{fileSize: "4MiB"})
+	size, sum := fileSHA256(t, base+"/files/demo.bin")
+	ctx := tab(t, b, base+"/download.html")
+	sizeWindow(t, ctx, 1000, 700)
+	status := func() string {
+		return eval[string](t, ctx, 5*time.Second, "document.getElementById('status').textContent")
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click("#start")); err != nil {
+		t.Fatal(err)
+	}
+	poll[bool](t, ctx, 60*time.Second, `document.getElementById('status').textContent.startsWith('done')`)
+	if got := savedFile(t, downloads, "demo.bin", int(size)); shaHex(got) != sum {
+		t.Fatalf("the saved demo.bin differs from the origin's")
+	}
+	first := eval[string](t, ctx, 5*time.Second, "document.getElementById('http').textContent")
+	t.Logf("first press: %q, from HTTP %s", status(), first)
+
+	if err := chromedp.Do(ctx, chromedp.Click("#start")); err != nil {
+		t.Fatal(err)
+	}
+	poll[bool](t, ctx, 30*time.Second, `!document.getElementById('status').textContent.startsWith('done')`)
+	if got := savedFile(t, downloads, "demo.bin", int(size)); shaHex(got) != sum {
+		t.Fatalf("the second save differs from the origin's")
+	}
+	if st := status(); !strings.Contains(st, "already here (from this page’s copy)") {
+		t.Errorf("second press: status %q, want it to say the file is already here", st)
+	}
+	if again := eval[string](t, ctx, 5*time.Second, "document.getElementById('http').textContent"); again != first {
+		t.Errorf("second press: from HTTP %q, want the first download's %q kept", again, first)
+	}
+
+	img, file := screenshot(t, ctx, "download.png")
+	bar, legend := box(t, ctx, "#bar"), box(t, ctx, ".legend")
+	// The first download was all HTTP (no other window): a full blue bar.
+	if n, want := countNear(img, bar, demoHTTPColour), bar.Dx()*bar.Dy()*3/4; n < want {
+		t.Errorf("the bar has %d of %d pixels in the HTTP colour, want %d (see %s)", n, bar.Dx()*bar.Dy(), want, file)
+	}
+	if h, p := countNear(img, legend, demoHTTPColour), countNear(img, legend, demoPeersColour); h < 30 || p < 30 {
+		t.Errorf("the legend has %d HTTP and %d peer pixels, want a swatch of each (see %s)", h, p, file)
+	}
+}
+
+// The bar colours of client/demo/demo.css.
+var (
+	demoHTTPColour  = [3]int{0x5b, 0x8d, 0xef}
+	demoPeersColour = [3]int{0x3c, 0xb3, 0x71}
+)
+
+// TestDemoPagesAskForNothingMissing (issue 19): every demo page, the
+// dashboard included, names an icon that exists, so the browser asks for
+// no /favicon.ico (a 404 in the console of every page before), and no
+// request of any page is answered 404.
+func TestDemoPagesAskForNothingMissing(t *testing.T) {
+	b := browser(t)
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	base := startDemo(t, demoOptions{fileSize: "1MiB", accessLog: logFile})
+	type entry struct {
+		Request struct {
+			URI string `json:"uri"`
+		} `json:"request"`
+		Status int `json:"status"`
+	}
+	logged := func() []entry {
+		data, _ := os.ReadFile(logFile)
+		var out []entry
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var e entry
+			if json.Unmarshal([]byte(line), &e) == nil && e.Request.URI != "" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	asked := func(uri string) int {
+		n := 0
+		for _, e := range logged() {
+			if e.Request.URI == uri {
+				n++
+			}
+		}
+		return n
+	}
+	for page, icon := range map[string]string{"/": "/favicon.svg", "/image.html": "/favicon.svg", "/download.html": "/favicon.svg",
+		"/auto.html": "/favicon.svg", "/_p2pxhr/dashboard": "/_p2pxhr/dashboard.svg"} {
+		// A browser context of its own: no icon from another page's cache.
+		ctx, cancel := chromedp.NewContext(b, chromedp.WithNewBrowserContext())
+		before := asked(icon)
+		if err := chromedp.Do(ctx, chromedp.Navigate(base+page)); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 20*time.Second, page+" to ask for its icon "+icon, func() bool { return asked(icon) > before })
+		cancel()
+	}
+	for _, e := range logged() {
+		if e.Status == http.StatusNotFound {
+			t.Errorf("%s answered 404", e.Request.URI)
+		}
+	}
 }
