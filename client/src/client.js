@@ -135,6 +135,7 @@ export class Client {
         continue;
       }
       stats.loaded = m.size;
+      swarm.sendStats(); // the coordinator's live counters (the dashboard's charts) need not wait for the timer
       const blob = swarm.store.toBlob(m.contentType);
       this.retire(swarm);
       return { blob, manifest: m, stats };
