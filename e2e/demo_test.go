@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -276,5 +277,92 @@ func TestDemoPagesAskForNothingMissing(t *testing.T) {
 		if e.Status == http.StatusNotFound {
 			t.Errorf("%s answered 404", e.Request.URI)
 		}
+	}
+}
+
+// autoProbe runs before the auto demo's scripts: it lowers the size from
+// which links are saved to disk, replaces the save picker (a headless
+// browser cancels every real one) by one that hands out a file in the
+// origin private file system, unless window.useRealPicker is set, and
+// records blob URLs, progress events and the link's width as it changes.
+const autoProbe = `window.peer5 = { config: { diskSaveMin: 1 << 20 } };
+	{
+		const real = window.showSaveFilePicker;
+		window.pickedNames = [];
+		window.showSaveFilePicker = async (opts) => {
+			if (window.useRealPicker) return real.call(window, opts);
+			window.pickedNames.push(opts.suggestedName);
+			return (await navigator.storage.getDirectory()).getFileHandle(opts.suggestedName, { create: true });
+		};
+		const create = URL.createObjectURL;
+		window.blobSizes = [];
+		URL.createObjectURL = (b) => { window.blobSizes.push(b.size); return create(b); };
+		window.progress = [];
+		window.states = [];
+		new MutationObserver((rs) => { for (const r of rs) if (r.target.localName === 'a') window.states.push(r.target.dataset.p2pxhr || ''); })
+			.observe(document, { subtree: true, attributes: true, attributeFilter: ['data-p2pxhr'] });
+		document.addEventListener('progress', (e) => {
+			if (e.target.localName === 'a') window.progress.push({ loaded: e.loaded, total: e.total, pct: e.target.dataset.p2pxhrProgress, width: e.target.getBoundingClientRect().width });
+		}, true);
+	}`
+
+// TestAutoLinkShowsProgressAndWritesToDisk (issue 19): a link in auto
+// mode shows its progress at once (data-p2pxhr-progress, progress events,
+// and the default indicator after its text), and with the File System
+// Access API the file is written where the visitor picked, with no blob
+// URL of the whole file; a cancelled picker saves nothing.
+func TestAutoLinkShowsProgressAndWritesToDisk(t *testing.T) {
+	b := browser(t)
+	base := startDemo(t, demoOptions{fileSize: "8MiB"})
+	size, sum := fileSHA256(t, base+"/files/demo.bin")
+	ctx := tab(t, b, base+"/auto.html", autoProbe)
+	link := `document.querySelector('a[download]')`
+	idle := eval[float64](t, ctx, 5*time.Second, link+`.getBoundingClientRect().width`)
+
+	// The real picker, which the headless browser cancels: no file, the
+	// link as it was.
+	eval[bool](t, ctx, 5*time.Second, `window.useRealPicker = true`)
+	if err := chromedp.Do(ctx, chromedp.Click("a[download]")); err != nil {
+		t.Fatal(err)
+	}
+	poll[bool](t, ctx, 30*time.Second, `window.states.join() === 'loading,' && !`+link+`.hasAttribute('data-p2pxhr-progress')`)
+	if n := eval[int](t, ctx, 5*time.Second, `window.blobSizes.filter((s) => s === `+strconv.FormatInt(size, 10)+`).length`); n != 0 {
+		t.Errorf("a cancelled save still made %d blob URLs of the file", n)
+	}
+
+	eval[bool](t, ctx, 5*time.Second, `(window.useRealPicker = false, window.progress = [], true)`)
+	if err := chromedp.Do(ctx, chromedp.Click("a[download]")); err != nil {
+		t.Fatal(err)
+	}
+	poll[bool](t, ctx, 60*time.Second, link+`.dataset.p2pxhr === 'p2p'`)
+	type step struct {
+		Loaded float64 `json:"loaded"`
+		Total  float64 `json:"total"`
+		Pct    string  `json:"pct"`
+		Width  float64 `json:"width"`
+	}
+	steps := eval[[]step](t, ctx, 5*time.Second, `window.progress`)
+	if len(steps) < 2 || steps[len(steps)-1].Loaded != float64(size) || steps[0].Total != float64(size) {
+		t.Fatalf("progress events %+v; want several, up to %d", steps, size)
+	}
+	if steps[0].Width <= idle {
+		t.Errorf("while loading the link is %v px wide, as wide as idle (%v): no indicator shown", steps[0].Width, idle)
+	}
+	if st := eval[string](t, ctx, 5*time.Second, `(a => (a.dataset.p2pxhrProgress || '') + '|' + a.getBoundingClientRect().width)(`+link+`)`); st != "|"+strconv.FormatFloat(idle, 'f', -1, 64) {
+		t.Errorf("after the download the link is %q (progress|width), want no progress and its idle width %v", st, idle)
+	}
+	got := eval[string](t, ctx, 30*time.Second, `(async () => {
+		const f = await (await (await navigator.storage.getDirectory()).getFileHandle('demo.bin')).getFile();
+		const d = new Uint8Array(await crypto.subtle.digest('SHA-256', await f.arrayBuffer()));
+		return f.size + ' ' + Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
+	})()`)
+	if want := strconv.FormatInt(size, 10) + " " + sum; got != want {
+		t.Errorf("the file written to disk: %s, want %s", got, want)
+	}
+	if n := eval[int](t, ctx, 5*time.Second, `window.blobSizes.filter((s) => s === `+strconv.FormatInt(size, 10)+`).length`); n != 0 {
+		t.Errorf("the file went through %d blob URLs of its whole size", n)
+	}
+	if names := eval[[]string](t, ctx, 5*time.Second, `window.pickedNames`); len(names) != 1 || names[0] != "demo.bin" {
+		t.Errorf("the picker suggested %q, want the link's download name once", names)
 	}
 }

@@ -184,6 +184,15 @@ async function autoAndReportTests() {
   tag.setAttribute('data-group', 'http');
   const c = readConfig(tag, { group: 'p2p' });
   check(c.auto === '*.png /dl/*' && c.group === 'http' && readConfig(null).auto === '', 'config: data-auto, data-group, auto off by default');
+  const d = readConfig(null);
+  check(d.autoIndicator === true && d.diskSaveMin === 64 << 20, 'config: indicator on, disk saves from 64 MiB by default');
+  tag.setAttribute('data-auto-indicator', 'off');
+  tag.setAttribute('data-disk-save-min', 'off');
+  let e = readConfig(tag);
+  check(e.autoIndicator === false && e.diskSaveMin === Infinity, 'config: data-auto-indicator="off", data-disk-save-min="off"');
+  tag.setAttribute('data-disk-save-min', '1048576');
+  e = readConfig(tag);
+  check(e.diskSaveMin === 1048576, 'config: data-disk-save-min in bytes');
 
   const beacon = navigator.sendBeacon, realFetch = window.fetch;
   const sent = [];
