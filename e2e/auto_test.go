@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -242,22 +241,14 @@ func TestAutoModeTwoTabs(t *testing.T) {
 // (GET {prefix}stats, origin.topResources).
 func originBytes(t *testing.T, base, path string) int64 {
 	t.Helper()
-	res, err := http.Get(base + "/_p2pxhr/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var s struct {
+	s := readStats[struct {
 		Origin struct {
 			Top []struct {
 				URL   string `json:"url"`
 				Bytes int64  `json:"bytes"`
 			} `json:"topResources"`
 		} `json:"origin"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
-		t.Fatal(err)
-	}
+	}](t, base, "")
 	for _, r := range s.Origin.Top {
 		if r.URL == path {
 			return r.Bytes

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"image"
-	nethttp "net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,12 +75,7 @@ var originColour = [3]int{0xc6, 0x78, 0xdd}
 // historyTotals sums GET {prefix}stats?history=0 over its slots.
 func historyTotals(t *testing.T, base string) (peers, http, origin int64) {
 	t.Helper()
-	res, err := nethttp.Get(base + "/_p2pxhr/stats?history=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var s struct {
+	s := readStats[struct {
 		History struct {
 			Points []struct {
 				FromPeers int64 `json:"fromPeers"`
@@ -90,10 +83,7 @@ func historyTotals(t *testing.T, base string) (peers, http, origin int64) {
 				Origin    int64 `json:"origin"`
 			} `json:"points"`
 		} `json:"history"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
-		t.Fatal(err)
-	}
+	}](t, base, "?history=0")
 	for _, p := range s.History.Points {
 		peers, http, origin = peers+p.FromPeers, http+p.FromHTTP, origin+p.Origin
 	}

@@ -98,18 +98,9 @@ type swarmNow struct {
 
 func coordinatorNow(t *testing.T, base string) swarmNow {
 	t.Helper()
-	res, err := http.Get(base + "/_p2pxhr/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var s struct {
+	return readStats[struct {
 		Swarm swarmNow `json:"swarm"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
-		t.Fatal(err)
-	}
-	return s.Swarm
+	}](t, base, "").Swarm
 }
 
 // Marks a page restored from the back/forward cache, and counts the
