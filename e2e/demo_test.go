@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -91,9 +92,19 @@ func TestImageDemoSecondWindowFromPeers(t *testing.T) {
 
 // swarmNow is the coordinator's live view in GET {prefix}stats.
 type swarmNow struct {
-	Peers   int `json:"peers"`
-	Members int `json:"members"`
-	Swarms  int `json:"swarms"`
+	Peers     int   `json:"peers"`
+	Members   int   `json:"members"`
+	Swarms    int   `json:"swarms"`
+	FromHTTP  int64 `json:"bytesFromHttp"`
+	FromPeers int64 `json:"bytesFromPeers"`
+	Uploaded  int64 `json:"bytesUploaded"`
+}
+
+// pageTotals is peer5.stats() of a page.
+type pageTotals struct {
+	FromHTTP  int64 `json:"bytesFromHttp"`
+	FromPeers int64 `json:"bytesFromPeers"`
+	Uploaded  int64 `json:"bytesUploaded"`
 }
 
 func coordinatorNow(t *testing.T, base string) swarmNow {
@@ -161,6 +172,40 @@ func TestPageInBackForwardCacheLeavesSwarms(t *testing.T) {
 		t.Fatalf("the page did not come from the back/forward cache: %v", notCached)
 	}
 	waitUntil(t, 10*time.Second, "the restored page to rejoin", func() bool { return coordinatorNow(t, base).Members == 2 })
+
+	// Back in its swarm, the page serves a newcomer (the other visitor has
+	// gone), and the coordinator's byte counts still add up to the pages':
+	// a rejoined page does not send again what it told before it left.
+	seen := eval[pageTotals](t, visitor, 5*time.Second, "peer5.stats()")
+	closeTab(t, visitor)
+	waitUntil(t, 10*time.Second, "the visitor to leave", func() bool { return coordinatorNow(t, base).Members == 1 })
+	third := tab(t, b, base+"/image.html")
+	if s := poll[imageStats](t, third, 60*time.Second, imageDone); s.FromPeers == 0 {
+		t.Errorf("the newcomer got nothing from the restored page: %+v", s)
+	}
+	var want pageTotals
+	for _, p := range []pageTotals{seen, eval[pageTotals](t, first, 5*time.Second, "peer5.stats()"), eval[pageTotals](t, third, 5*time.Second, "peer5.stats()")} {
+		want.FromHTTP, want.FromPeers, want.Uploaded = want.FromHTTP+p.FromHTTP, want.FromPeers+p.FromPeers, want.Uploaded+p.Uploaded
+	}
+	var got swarmNow
+	waitUntil(t, 20*time.Second, fmt.Sprintf("the coordinator's byte counts to equal the pages' %+v", want), func() bool {
+		got = coordinatorNow(t, base)
+		if got.FromHTTP > want.FromHTTP || got.FromPeers > want.FromPeers || got.Uploaded > want.Uploaded {
+			t.Fatalf("the coordinator counts %+v, more than the pages' %+v", got, want)
+		}
+		return got.FromHTTP == want.FromHTTP && got.FromPeers == want.FromPeers && got.Uploaded == want.Uploaded
+	})
+}
+
+// closeTab closes a tab as a visitor would: the page gets pagehide.
+func closeTab(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.Close, cdp.Empty{})
+		return chromedp.Void{}, err
+	}); err != nil {
+		t.Fatalf("closing the tab: %v", err)
+	}
 }
 
 // TestDownloadDemoSavesAndRepeats (issue 19): the file downloader's

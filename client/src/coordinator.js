@@ -70,7 +70,10 @@ export class CoordinatorLink {
     this.ws = null; // its close event no longer reconnects
     this.ready = false;
     this.queue = [];
-    if (ws) ws.close(1000);
+    if (ws) {
+      ws.close(1000);
+      for (const s of this.swarms.values()) s.linkLost();
+    }
   }
 
   /** Connects again and rejoins every registered swarm with its blocks. */
@@ -96,6 +99,7 @@ export class CoordinatorLink {
       this.ws = null;
       this.ready = false;
       this.queue = [];
+      for (const s of this.swarms.values()) s.linkLost();
       this.reconnect();
     };
   }
