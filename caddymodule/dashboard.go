@@ -13,6 +13,7 @@ var dashboardFiles = map[string]struct{ file, contentType string }{
 	"dashboard":     {"dashboard/dashboard.html", "text/html; charset=utf-8"},
 	"dashboard.js":  {"dashboard/dashboard.js", "text/javascript; charset=utf-8"},
 	"dashboard.css": {"dashboard/dashboard.css", "text/css; charset=utf-8"},
+	"dashboard.svg": {"dashboard/dashboard.svg", "image/svg+xml"}, // the page's icon: no /favicon.ico 404
 }
 
 // serveDashboard answers the dashboard's routes; it reports false when the

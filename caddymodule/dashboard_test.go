@@ -18,6 +18,7 @@ func TestDashboardServesItsPageAndAssets(t *testing.T) {
 		"/_p2pxhr/dashboard":     "<svg id=\"chartOffload\"",
 		"/_p2pxhr/dashboard.js":  "dashboardUpdates",
 		"/_p2pxhr/dashboard.css": "--peers",
+		"/_p2pxhr/dashboard.svg": "<svg",
 	} {
 		res, body := get(t, base+route)
 		if res.StatusCode != 200 || !bytes.Contains(body, []byte(want)) {

@@ -124,6 +124,9 @@ type Handler struct {
 	reports   *reportBook
 	origin    *originBook
 	ice       *iceState
+	history   *usageHistory
+	// historyStop ends the goroutine sampling into history; it closes historyDone.
+	historyStop, historyDone chan struct{}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -174,6 +177,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("p2pxhr: injection: %w", err)
 		}
 	}
+	h.history = newUsageHistory(historySlot, historySlots)
+	h.historyStop, h.historyDone = make(chan struct{}), make(chan struct{})
+	go h.recordHistory(h.historyStop, h.historyDone)
 	return nil
 }
 
@@ -262,6 +268,10 @@ func (h *Handler) Validate() error {
 // Cleanup releases what Provision set up when the config is unloaded.
 func (h *Handler) Cleanup() error {
 	var errs []error
+	if h.historyStop != nil {
+		close(h.historyStop)
+		<-h.historyDone
+	}
 	if h.coord != nil {
 		h.metrics.coords.remove(h.coord)
 		errs = append(errs, h.coord.Close())

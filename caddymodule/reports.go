@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -33,22 +34,63 @@ type downloadReport struct {
 	BytesUploaded  int64  `json:"bytesUploaded"`
 	DurationMs     int64  `json:"durationMs"`
 	Outcome        string `json:"outcome"` // ok, error, abort
+
+	size int64 // the resource's, from its manifest
 }
 
 var reportOutcomes = []string{"ok", "error", "abort"}
 
-// groupTotals is the A/B comparison of one group.
-type groupTotals struct {
+// downloadTotals count finished downloads: how many, how they ended, their
+// bytes by source, and the time and throughput of recent successful ones.
+type downloadTotals struct {
 	Downloads      int64            `json:"downloads"`
 	Outcomes       map[string]int64 `json:"outcomes"`
 	BytesFromHTTP  int64            `json:"bytesFromHttp"`
 	BytesFromPeers int64            `json:"bytesFromPeers"`
-	BytesUploaded  int64            `json:"bytesUploaded"`
 	Offload        float64          `json:"offload"`
 	Seconds        quantiles        `json:"durationSeconds"`
 	Throughput     quantiles        `json:"throughputBytesPerSecond"`
 
 	seconds, throughput []float64 // recent successful downloads
+}
+
+// groupTotals is the A/B comparison of one group: all its downloads, and
+// the same per size class of the resource, since a median time over a
+// 1 MiB picture and a 48 MiB file together compares nothing.
+type groupTotals struct {
+	downloadTotals
+	BytesUploaded int64 `json:"bytesUploaded"`
+	// Sizes has the classes with downloads, smallest first.
+	Sizes []sizeTotals `json:"sizes"`
+
+	bySize [len(sizeClasses)]*downloadTotals
+}
+
+// sizeTotals are the downloads of one size class.
+type sizeTotals struct {
+	Class string `json:"class"`
+	downloadTotals
+}
+
+// sizeClasses split resources by size for time comparisons: each class
+// holds sizes below its limit (and at least the previous one's).
+var sizeClasses = [...]struct {
+	name  string
+	below int64
+}{
+	{"under 4 MiB", 4 << 20},
+	{"4 MiB to 64 MiB", 64 << 20},
+	{"64 MiB to 1 GiB", 1 << 30},
+	{"1 GiB and more", 1 << 62},
+}
+
+func sizeClass(size int64) int {
+	for i, c := range sizeClasses {
+		if size < c.below {
+			return i
+		}
+	}
+	return len(sizeClasses) - 1
 }
 
 // quantiles summarise a sample.
@@ -90,18 +132,30 @@ func (b *reportBook) add(r downloadReport) {
 	defer b.mu.Unlock()
 	g := b.groups[r.Group]
 	if g == nil {
-		g = &groupTotals{Outcomes: map[string]int64{}}
+		g = &groupTotals{}
 		b.groups[r.Group] = g
 	}
-	g.Downloads++
-	g.Outcomes[r.Outcome]++
-	g.BytesFromHTTP += r.BytesFromHTTP
-	g.BytesFromPeers += r.BytesFromPeers
 	g.BytesUploaded += r.BytesUploaded
+	g.downloadTotals.add(r)
+	c := sizeClass(r.size)
+	if g.bySize[c] == nil {
+		g.bySize[c] = &downloadTotals{}
+	}
+	g.bySize[c].add(r)
+}
+
+func (d *downloadTotals) add(r downloadReport) {
+	if d.Outcomes == nil {
+		d.Outcomes = map[string]int64{}
+	}
+	d.Downloads++
+	d.Outcomes[r.Outcome]++
+	d.BytesFromHTTP += r.BytesFromHTTP
+	d.BytesFromPeers += r.BytesFromPeers
 	if r.Outcome == "ok" && r.DurationMs > 0 {
 		secs := float64(r.DurationMs) / 1000
-		g.seconds = appendBounded(g.seconds, secs)
-		g.throughput = appendBounded(g.throughput, float64(r.BytesFromHTTP+r.BytesFromPeers)/secs)
+		d.seconds = appendBounded(d.seconds, secs)
+		d.throughput = appendBounded(d.throughput, float64(r.BytesFromHTTP+r.BytesFromPeers)/secs)
 	}
 }
 
@@ -118,19 +172,27 @@ func (b *reportBook) snapshot() map[string]groupTotals {
 	defer b.mu.Unlock()
 	out := make(map[string]groupTotals, len(b.groups))
 	for name, g := range b.groups {
-		c := *g
-		c.Outcomes = make(map[string]int64, len(g.Outcomes))
-		for k, v := range g.Outcomes {
-			c.Outcomes[k] = v
+		c := groupTotals{downloadTotals: g.downloadTotals.snapshot(), BytesUploaded: g.BytesUploaded, Sizes: []sizeTotals{}}
+		for i, d := range g.bySize {
+			if d != nil {
+				c.Sizes = append(c.Sizes, sizeTotals{Class: sizeClasses[i].name, downloadTotals: d.snapshot()})
+			}
 		}
-		if all := c.BytesFromHTTP + c.BytesFromPeers; all > 0 {
-			c.Offload = float64(c.BytesFromPeers) / float64(all)
-		}
-		c.Seconds, c.Throughput = summarise(g.seconds), summarise(g.throughput)
-		c.seconds, c.throughput = nil, nil
 		out[name] = c
 	}
 	return out
+}
+
+// snapshot is a copy with the offload and quantiles filled in.
+func (d *downloadTotals) snapshot() downloadTotals {
+	c := *d
+	c.Outcomes = maps.Clone(d.Outcomes)
+	if all := c.BytesFromHTTP + c.BytesFromPeers; all > 0 {
+		c.Offload = float64(c.BytesFromPeers) / float64(all)
+	}
+	c.Seconds, c.Throughput = summarise(d.seconds), summarise(d.throughput)
+	c.seconds, c.throughput = nil, nil
+	return c
 }
 
 func summarise(sample []float64) quantiles {
@@ -200,5 +262,6 @@ func (h *Handler) checkReport(rep *downloadReport) (reason, detail string) {
 	rep.BytesFromHTTP = min(rep.BytesFromHTTP, size)
 	rep.BytesFromPeers = min(rep.BytesFromPeers, size-rep.BytesFromHTTP)
 	rep.BytesUploaded = min(rep.BytesUploaded, 64*size)
+	rep.size = size
 	return "", ""
 }

@@ -128,3 +128,38 @@ func TestOriginBytesAreCountedAtTheModule(t *testing.T) {
 		t.Errorf("stats lack the top resource: %s", body)
 	}
 }
+
+// TestReportTimesPerSizeClass (issue 19): download times are compared per
+// size class of the resource, not mixed into one median.
+func TestReportTimesPerSizeClass(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "picture.bin"), randomBytes(1400<<10, 43), 0o644)
+	os.WriteFile(filepath.Join(root, "big.bin"), randomBytes(5<<20, 44), 0o644)
+	base := startCaddy(t, "p2pxhr\nroot * "+root+"\nfile_server")
+	_, pic := fetchManifest(t, base, "/picture.bin")
+	_, big := fetchManifest(t, base, "/big.bin")
+	for _, r := range []struct {
+		id string
+		ms int64
+	}{{pic.ID, 300}, {pic.ID, 500}, {pic.ID, 400}, {big.ID, 12000}} {
+		body := fmt.Sprintf(`{"swarm":%q,"group":"p2p","bytesFromHttp":1000,"bytesFromPeers":0,"bytesUploaded":0,"durationMs":%d,"outcome":"ok"}`, r.id, r.ms)
+		if code := postReport(t, base, body); code != http.StatusNoContent {
+			t.Fatalf("report: %d", code)
+		}
+	}
+	_, body := get(t, base+"/_p2pxhr/stats")
+	var stats statsReport
+	if err := json.Unmarshal(body, &stats); err != nil {
+		t.Fatal(err)
+	}
+	sizes := stats.Groups[GroupP2P].Sizes
+	if len(sizes) != 2 || sizes[0].Class != "under 4 MiB" || sizes[1].Class != "4 MiB to 64 MiB" {
+		t.Fatalf("size classes %+v; want under 4 MiB, then 4 MiB to 64 MiB", sizes)
+	}
+	if sizes[0].Downloads != 3 || sizes[0].Seconds.Median != 0.4 || sizes[1].Downloads != 1 || sizes[1].Seconds.Median != 12 {
+		t.Errorf("per class: %+v, %+v; want 3 downloads with median 0.4 s, 1 with 12 s", sizes[0], sizes[1])
+	}
+	if g := stats.Groups[GroupP2P]; g.Downloads != 4 {
+		t.Errorf("the group has %d downloads, want all 4", g.Downloads)
+	}
+}

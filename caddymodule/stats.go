@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/p2pxhr/p2pxhr/coordinator"
 )
@@ -29,6 +31,12 @@ func (b *originBook) add(url string, n int64) {
 	if _, ok := b.byURL[url]; ok || len(b.byURL) < maxTrackedResources {
 		b.byURL[url] += n
 	}
+}
+
+func (b *originBook) sum() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
 }
 
 // resourceBytes is one line of the top resources.
@@ -82,6 +90,15 @@ type statsReport struct {
 	// ICE is the embedded STUN and TURN servers: where they listen or
 	// why not, and what TURN relayed.
 	ICE iceStatus `json:"ice"`
+	// History, asked for with ?history=<Unix ms>, holds the slots of the
+	// last hour that start at or after that time (0: all of them).
+	History *historyReport `json:"history,omitempty"`
+}
+
+// historyReport is the history part of GET {prefix}stats.
+type historyReport struct {
+	SlotSeconds int            `json:"slotSeconds"`
+	Points      []historyPoint `json:"points"`
 }
 
 // serveStats answers GET {prefix}stats with totals, and POST with a
@@ -102,6 +119,13 @@ func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
 	rep.AB = h.AB
 	rep.ICE = h.ice.status
 	rep.ICE.RelayedBytes, rep.ICE.Allocations = h.ice.turn.totals()
+	if q := r.URL.Query(); q.Has("history") {
+		since, err := strconv.ParseInt(q.Get("history"), 10, 64)
+		if err != nil {
+			return writeJSONError(w, http.StatusBadRequest, "history must be a time in Unix milliseconds (0 for the whole hour)")
+		}
+		rep.History = &historyReport{SlotSeconds: int(historySlot / time.Second), Points: h.history.since(time.Now(), since)}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	return json.NewEncoder(w).Encode(rep)

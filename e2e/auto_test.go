@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -13,15 +11,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	cdpbrowser "github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 
 	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
@@ -166,25 +161,12 @@ func TestAutoModeTwoTabs(t *testing.T) {
 	up := startUpstream(t)
 	base := testcaddy.Start(t, fmt.Sprintf("p2pxhr {\n\tauto /media/*\n\tblock_size 64KiB\n\thttp_rate_limit 1MB/s\n}\nreverse_proxy %s", strings.TrimPrefix(up.URL, "http://")))
 	pic, file := up.files["/media/pic.png"], up.files["/media/file.bin"]
-	downloads := t.TempDir()
-	if err := chromedp.Do(b, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := cdp.Call(ctx, tg, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
-		return chromedp.Void{}, err
-	}); err != nil {
-		t.Fatalf("allowing downloads: %v", err)
-	}
-
+	downloads := allowDownloads(t, b)
 	saved := func(name string, want []byte) {
 		t.Helper()
-		var got []byte
-		waitUntil(t, 10*time.Second, name+" in the download folder", func() bool {
-			got, _ = os.ReadFile(filepath.Join(downloads, name))
-			return len(got) == len(want)
-		})
-		if shaHex(got) != shaHex(want) {
+		if shaHex(savedFile(t, downloads, name, len(want))) != shaHex(want) {
 			t.Fatalf("the saved %s differs from the origin's", name)
 		}
-		os.Remove(filepath.Join(downloads, name))
 	}
 
 	var second urlStats
@@ -259,22 +241,14 @@ func TestAutoModeTwoTabs(t *testing.T) {
 // (GET {prefix}stats, origin.topResources).
 func originBytes(t *testing.T, base, path string) int64 {
 	t.Helper()
-	res, err := http.Get(base + "/_p2pxhr/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var s struct {
+	s := readStats[struct {
 		Origin struct {
 			Top []struct {
 				URL   string `json:"url"`
 				Bytes int64  `json:"bytes"`
 			} `json:"topResources"`
 		} `json:"origin"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
-		t.Fatal(err)
-	}
+	}](t, base, "")
 	for _, r := range s.Origin.Top {
 		if r.URL == path {
 			return r.Bytes

@@ -1,17 +1,14 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"image"
-	"image/png"
-	"os"
-	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -30,38 +27,16 @@ type rect struct{ X, Y, W, H float64 }
 // (the legend swatches, drawn with no data too, are outside that chart).
 func checkDashboard(t *testing.T, b context.Context, base string) {
 	ctx := tab(t, b, base+"/_p2pxhr/dashboard")
-	if err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := cdp.Call(ctx, tg, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 1280, Height: 900, DeviceScaleFactor: 1})
-		return chromedp.Void{}, err
-	}); err != nil {
-		t.Fatalf("sizing the window: %v", err)
-	}
+	sizeWindow(t, ctx, 1280, 900)
 	poll[bool](t, ctx, 15*time.Second, "window.dashboardUpdates >= 2")
 	if st := eval[string](t, ctx, 5*time.Second, "document.getElementById('status').className"); st != "status live" {
 		t.Fatalf("dashboard status %q, want live", st)
 	}
-	box := eval[rect](t, ctx, 5*time.Second, `(() => { const r = document.getElementById('chartAB').getBoundingClientRect();
-		return { X: r.x + scrollX, Y: r.y + scrollY, W: r.width, H: r.height }; })()`)
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	// P2PXHR_SCREENSHOT_DIR keeps the picture after the test, to look at.
-	dir := os.Getenv("P2PXHR_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	file := filepath.Join(dir, "dashboard.png")
-	if err := os.WriteFile(file, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil {
-		t.Fatalf("decoding the screenshot: %v", err)
-	}
-	area := image.Rect(int(box.X), int(box.Y), int(box.X+box.W), int(box.Y+box.H)).Intersect(img.Bounds())
+	area := box(t, ctx, "#chartAB")
+	img, file := screenshot(t, ctx, "dashboard.png")
+	area = area.Intersect(img.Bounds())
 	if area.Dx() < 100 || area.Dy() < 100 {
-		t.Fatalf("A/B chart at %+v, %v of a %v screenshot: not on the page", box, area, img.Bounds())
+		t.Fatalf("A/B chart at %v of a %v screenshot: not on the page", area, img.Bounds())
 	}
 	peers, http := countNear(img, area, peersColour), countNear(img, area, httpColour)
 	t.Logf("A/B chart %v: %d pixels near #3ecf8e, %d near #5b8def (screenshot %s)", area, peers, http, file)
@@ -92,4 +67,114 @@ func abs(v int) int {
 		return -v
 	}
 	return v
+}
+
+// The origin series colour of client/dashboard/dashboard.css.
+var originColour = [3]int{0xc6, 0x78, 0xdd}
+
+// historyTotals sums GET {prefix}stats?history=0 over its slots.
+func historyTotals(t *testing.T, base string) (peers, http, origin int64) {
+	t.Helper()
+	s := readStats[struct {
+		History struct {
+			Points []struct {
+				FromPeers int64 `json:"fromPeers"`
+				FromHTTP  int64 `json:"fromHttp"`
+				Origin    int64 `json:"origin"`
+			} `json:"points"`
+		} `json:"history"`
+	}](t, base, "?history=0")
+	for _, p := range s.History.Points {
+		peers, http, origin = peers+p.FromPeers, http+p.FromHTTP, origin+p.Origin
+	}
+	return peers, http, origin
+}
+
+// byteTick parses a y-axis label of the bytes chart ("512 KiB", "1.5 MiB").
+var byteTick = regexp.MustCompile(`^(\d+(?:\.\d)?) (B|KiB|MiB|GiB)$`)
+
+// TestDashboardOpenedLateShowsTheLastHour (issue 19): a dashboard opened
+// after the demo's downloads shows them, from the server's history; its
+// byte axis counts in whole steps of sensible units; origin bytes and bytes
+// from HTTP are both drawn and explained; without `ab` the A/B panel says
+// how to turn it on; times are compared per file size class.
+func TestDashboardOpenedLateShowsTheLastHour(t *testing.T) {
+	b := browser(t)
+	base := startDemo(t, demoOptions{fileSize: "8MiB"})
+	// Two windows of the image demo (the second from the first), the file
+	// downloader once, and a plain download that never used the client.
+	first := tab(t, b, base+"/image.html")
+	poll[imageStats](t, first, 60*time.Second, imageDone)
+	second := tab(t, b, base+"/image.html")
+	poll[imageStats](t, second, 60*time.Second, imageDone)
+	dl := tab(t, b, base+"/download.html")
+	if err := chromedp.Do(dl, chromedp.Click("#start")); err != nil {
+		t.Fatal(err)
+	}
+	poll[bool](t, dl, 60*time.Second, `document.getElementById('status').textContent.startsWith('done')`)
+	fileSHA256(t, base+"/files/demo.bin")
+	waitUntil(t, 30*time.Second, "the history to hold bytes from peers and from the origin", func() bool {
+		p, h, o := historyTotals(t, base)
+		return p > 0 && h > 0 && o > 8<<20
+	})
+
+	ctx := tab(t, b, base+"/_p2pxhr/dashboard")
+	sizeWindow(t, ctx, 1280, 1000)
+	poll[bool](t, ctx, 15*time.Second, "window.dashboardUpdates >= 1")
+	ticks := eval[[]string](t, ctx, 5*time.Second, `[...document.querySelectorAll('#chartBytes .ytick')].map((e) => e.textContent)`)
+	abText := eval[string](t, ctx, 5*time.Second, `document.getElementById('chartAB').textContent`)
+	figText := eval[string](t, ctx, 5*time.Second, `document.getElementById('chartBytes').closest('figure').textContent`)
+	classes := eval[[]string](t, ctx, 5*time.Second, `[...document.querySelectorAll('#abTable tbody tr')].map((r) => r.cells[1].textContent)`)
+	img, file := screenshot(t, ctx, "dashboard-late.png")
+	chart := box(t, ctx, "#chartBytes")
+
+	for _, c := range []struct {
+		name   string
+		colour [3]int
+	}{{"peers", peersColour}, {"HTTP", httpColour}, {"origin", originColour}} {
+		if n := countNear(img, chart, c.colour); n < 10 {
+			t.Errorf("bytes chart: %d pixels of the %s series, want a drawn line (see %s)", n, c.name, file)
+		}
+	}
+	checkByteTicks(t, ticks)
+	if !strings.Contains(figText, "plain downloads that never used the client") {
+		t.Errorf("the bytes chart does not explain origin bytes: %q", figText)
+	}
+	if !strings.Contains(abText, "A/B off") || !strings.Contains(abText, "ab 50") {
+		t.Errorf("A/B panel without ab: %q, want it to say A/B is off and how to turn it on", abText)
+	}
+	if strings.Join(classes, ",") != "under 4 MiB,4 MiB to 64 MiB" {
+		t.Errorf("download rows by size class: %q; want the picture and the file apart", classes)
+	}
+}
+
+// checkByteTicks wants five labels from 0 up in equal steps, each exactly
+// its value in a whole number of bytes or of a larger unit (one decimal at
+// most): "0 B, 250 KiB, 500 KiB…", not "0.25 B" or "263.7 KiB".
+func checkByteTicks(t *testing.T, ticks []string) {
+	t.Helper()
+	units := map[string]float64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+	var values []float64
+	for _, tick := range ticks {
+		m := byteTick.FindStringSubmatch(tick)
+		if m == nil || (m[2] == "B" && strings.Contains(m[1], ".")) {
+			t.Errorf("byte axis tick %q (all %q): not a whole number of bytes or a sensible unit", tick, ticks)
+			return
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		values = append(values, v*units[m[2]])
+	}
+	if len(values) != 5 || values[0] != 0 {
+		t.Fatalf("byte axis ticks %q, want five from 0", ticks)
+	}
+	step := values[1]
+	if step != float64(int64(step)) || step < 1 {
+		t.Errorf("byte axis ticks %q: a step of %v bytes", ticks, step)
+	}
+	for i, v := range values {
+		if v != float64(i)*step {
+			t.Errorf("byte axis ticks %q are not exact equal steps", ticks)
+			return
+		}
+	}
 }

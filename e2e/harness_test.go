@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -156,3 +157,19 @@ func fileSHA256(t *testing.T, u string) (int64, string) {
 // js quotes s as a JavaScript string literal (Go's quoting is valid JS
 // for the ASCII URLs and names tests pass).
 func js(s string) string { return strconv.Quote(s) }
+
+// readStats decodes GET {prefix}stats (with query, e.g. "?history=0") into
+// a T holding the parts a test reads.
+func readStats[T any](t *testing.T, base, query string) T {
+	t.Helper()
+	var v T
+	res, err := http.Get(base + "/_p2pxhr/stats" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(&v); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET stats%s: %d %v", query, res.StatusCode, err)
+	}
+	return v
+}

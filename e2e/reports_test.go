@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,18 +22,9 @@ type groupTotals struct {
 // serverStats reads GET {prefix}stats.
 func serverStats(t *testing.T, base string) map[string]groupTotals {
 	t.Helper()
-	res, err := http.Get(base + "/_p2pxhr/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var s struct {
+	return readStats[struct {
 		Groups map[string]groupTotals `json:"groups"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&s); err != nil || res.StatusCode != 200 {
-		t.Fatalf("GET stats: %d %v", res.StatusCode, err)
-	}
-	return s.Groups
+	}](t, base, "").Groups
 }
 
 // metric reads one sample of Caddy's /metrics: name with exactly these

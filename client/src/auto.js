@@ -14,10 +14,32 @@
 // browser picks or defers those; fetching them here would defeat that).
 //
 // Elements carry data-p2pxhr="loading" while the swarm works, then "p2p"
-// (delivered) or "http" (fallback), for styling and for tests.
+// (delivered) or "http" (fallback), for styling and for tests. While
+// loading they carry data-p2pxhr-progress (a whole percentage) and get a
+// `progress` event (a ProgressEvent with bytesFromHttp, bytesFromPeers,
+// peers; it does not bubble: listen on the element or capture on the
+// document) after every verified block. Links being downloaded show that
+// percentage after their text, from a zero-specificity style a page
+// overrides with any rule of its own, or turns off with
+// data-auto-indicator="off".
+//
+// Saving a link to disk: where the File System Access API exists
+// (showSaveFilePicker: Chromium on desktop), a file of at least
+// diskSaveMin bytes (data-disk-save-min, default 64 MiB) is written to the
+// place the visitor picks, block by block as blocks are verified, and no
+// copy of the whole file is made to save it. The picker needs the click's
+// user activation, so the manifest must name the size within a few seconds
+// of the click. Elsewhere (Firefox, Safari, smaller files, a slow
+// manifest) the file is handed to the browser's download from a blob URL.
+// Either way the page keeps the blocks, as Blobs the browser may page out
+// of memory, to serve other visitors.
 
-const NOHOOKS = { onManifest() {}, onProgress() {} };
+import { progressEvent } from './events.js';
+import { blockRange } from './hash.js';
+
 const SAVED_URL_LIFETIME = 60000; // revoking a download's blob URL at once can cancel the save
+const INDICATOR = `:where(a[data-p2pxhr="loading"]) { cursor: progress; }
+:where(a[data-p2pxhr="loading"])::after { content: " " attr(data-p2pxhr-progress) "%"; opacity: .7; font-variant-numeric: tabular-nums; }`;
 
 /**
  * The patterns' matcher: `*.ext` matches a path suffix, `/dir/*` a prefix,
@@ -39,6 +61,7 @@ export function matcher(spec) {
 export function startAuto(client, config) {
   const match = matcher(config.auto);
   if (!match) return;
+  if (config.autoIndicator) addStyle(INDICATOR);
   const passing = new WeakSet(); // anchors whose next click is ours to let through
   const busy = new WeakSet(); // links being downloaded
   const pending = new WeakSet(); // images being fetched
@@ -49,7 +72,23 @@ export function startAuto(client, config) {
     const u = /^https?:/i.test(href) ? client.shareable('GET', href, false, []) : null;
     return u && match(u) ? u : null;
   };
-  const mark = (el, state) => el.setAttribute('data-p2pxhr', state);
+  const mark = (el, state) => {
+    el.setAttribute('data-p2pxhr', state);
+    if (state !== 'loading') el.removeAttribute('data-p2pxhr-progress');
+  };
+  // hooks report a transfer's progress on its element.
+  const hooks = (el, onManifest) => {
+    let shown = -1;
+    el.setAttribute('data-p2pxhr-progress', '0');
+    return {
+      onManifest: onManifest || (() => {}),
+      onProgress(s) {
+        const pct = s.total ? Math.floor((100 * s.loaded) / s.total) : 0;
+        if (pct !== shown) el.setAttribute('data-p2pxhr-progress', String((shown = pct)));
+        el.dispatchEvent(progressEvent('progress', s.loaded, s.total, s));
+      },
+    };
+  };
 
   function save(blob, name) {
     const url = URL.createObjectURL(blob);
@@ -82,11 +121,34 @@ export function startAuto(client, config) {
       name = u.pathname.slice(u.pathname.lastIndexOf('/') + 1);
       try { name = decodeURIComponent(name); } catch { /* keep it encoded */ }
     }
-    client.transfer(u, NOHOOKS).then((r) => {
+    const ac = new AbortController();
+    let disk = null; // the file being written, once the visitor picked a place
+    const h = hooks(a, (m) => {
+      if (typeof showSaveFilePicker !== 'function' || !(m.size >= config.diskSaveMin)) return;
+      disk = diskFile(client, m, name).catch((err) => {
+        // Cancelled: the visitor wants no file. Anything else (no user
+        // activation left, say): the blob URL road.
+        if (err && err.name === 'AbortError') ac.abort(err);
+        return null;
+      });
+    });
+    const onProgress = h.onProgress;
+    h.onProgress = (s) => { onProgress(s); if (disk) disk.then((f) => f && f.catchUp()); };
+    const cancelled = () => {
+      a.removeAttribute('data-p2pxhr');
+      a.removeAttribute('data-p2pxhr-progress');
+    };
+    client.transfer(u, h, ac.signal).then(async (r) => {
       if (!r) throw new Error('not shared');
-      save(r.blob, name);
+      const f = disk && (await disk);
+      if (ac.signal.aborted) return cancelled(); // the picker was cancelled after the last block
+      if (f) await f.finish(r);
+      else save(r.blob, name);
       mark(a, 'p2p');
-    }).catch(() => {
+    }).catch(async () => {
+      const f = disk && (await disk);
+      if (f) f.abort();
+      if (ac.signal.aborted) return cancelled();
       mark(a, 'http');
       passing.add(a);
       a.click(); // the browser's own navigation or download
@@ -103,7 +165,7 @@ export function startAuto(client, config) {
     pending.add(img);
     mark(img, 'loading');
     img.removeAttribute('src'); // cancels the native load; no error event without a src
-    client.transfer(u, NOHOOKS).then((r) => {
+    client.transfer(u, hooks(img)).then((r) => {
       if (!r) throw new Error('not shared');
       if (img.hasAttribute('src')) return; // the page set its own src meanwhile: it wins
       img.src = URL.createObjectURL(r.blob); // kept: the image may be decoded again
@@ -126,4 +188,63 @@ export function startAuto(client, config) {
     }
   }).observe(document, { childList: true, subtree: true, attributes: true, attributeFilter: ['src'] });
   scan(document);
+}
+
+// addStyle adds rules as a constructed stylesheet, which a page's
+// Content-Security-Policy does not block, else as a <style> element.
+function addStyle(css) {
+  try {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+  } catch {
+    const style = document.createElement('style');
+    style.textContent = css;
+    (document.head || document.documentElement).appendChild(style);
+  }
+}
+
+/**
+ * Asks the visitor where to save manifest m's file and writes its verified
+ * blocks there as they arrive: catchUp() after progress, finish(result)
+ * at the end (the result's Blob fills what is missing, all of it if the
+ * origin changed and the transfer restarted on another manifest), abort()
+ * on failure, which leaves no file behind.
+ */
+async function diskFile(client, m, name) {
+  const handle = await showSaveFilePicker({ suggestedName: name });
+  const out = await handle.createWritable();
+  let written = new Array(m.blocks.length).fill(false);
+  let chain = Promise.resolve();
+  const queue = (job) => (chain = chain.then(job));
+  const write = async (manifest, i, bytes) => {
+    await out.write({ type: 'write', position: blockRange(manifest, i)[0], data: bytes });
+    written[i] = true;
+  };
+  let catching = false; // a catch-up is queued: progress comes per block, one pass serves many
+  return {
+    catchUp: () => !catching && (catching = true) && queue(async () => {
+      catching = false;
+      const s = client.swarms.get(m.id);
+      for (let i = 0; s && i < written.length; i++) {
+        if (written[i] || !s.store.has(i)) continue;
+        const b = await s.store.read(i);
+        if (b) await write(m, i, b);
+      }
+    }),
+    finish: (r) => queue(async () => {
+      const fm = r.manifest;
+      if (fm.id !== m.id) {
+        written = new Array(fm.blocks.length).fill(false);
+        await out.truncate(fm.size);
+      }
+      for (let i = 0; i < written.length; i++) {
+        if (written[i]) continue;
+        const [off, n] = blockRange(fm, i);
+        await write(fm, i, r.blob.slice(off, off + n));
+      }
+      await out.close();
+    }),
+    abort: () => queue(() => out.abort()).catch(() => {}),
+  };
 }

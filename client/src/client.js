@@ -31,7 +31,24 @@ export class Client {
     this.link = null;
     this.active = new Set(); // transfers running now, reported as aborted if the page goes
     this.recent = new Map(); // absolute URL → its latest transfer, for peer5.stats(url)
-    addEventListener('pagehide', () => { for (const j of [...this.active]) this.end(j, 'abort'); });
+    addEventListener('pagehide', () => {
+      for (const j of [...this.active]) this.end(j, 'abort');
+      this.suspend();
+    });
+    addEventListener('pageshow', (e) => { if (e.persisted) this.resume(); });
+  }
+
+  // suspend takes the page out of every swarm when it is hidden for good
+  // or frozen in the back/forward cache: such a page serves nobody, so it
+  // must be neither counted nor suggested. Its blocks stay; resume (on a
+  // pageshow from that cache) rejoins with them.
+  suspend() {
+    for (const s of this.swarms.values()) s.disconnect();
+    if (this.link) this.link.suspend();
+  }
+
+  resume() {
+    if (this.link) this.link.resume();
   }
 
   /** Whether this page is in the A/B group that downloads over HTTP only. */
@@ -119,6 +136,7 @@ export class Client {
         continue;
       }
       stats.loaded = m.size;
+      swarm.sendStats(); // the coordinator's live counters (the dashboard's charts) need not wait for the timer
       const blob = swarm.store.toBlob(m.contentType);
       this.retire(swarm);
       return { blob, manifest: m, stats };

@@ -4,7 +4,7 @@
 // pages may change it later (peer5.config.p2p = false) and new requests
 // follow.
 
-const DEFAULTS = { prefix: '/_p2pxhr/', iceServers: [], maxPeers: 6, upload: true, p2p: true, group: '', auto: '', maxSeedBytes: 512 << 20 };
+const DEFAULTS = { prefix: '/_p2pxhr/', iceServers: [], maxPeers: 6, upload: true, p2p: true, group: '', auto: '', maxSeedBytes: 512 << 20, autoIndicator: true, diskSaveMin: 64 << 20 };
 
 export function readConfig(script, preset) {
   const c = Object.assign({}, DEFAULTS, preset || {});
@@ -20,5 +20,7 @@ export function readConfig(script, preset) {
   if ((v = attr('p2p')) !== null) c.p2p = on(v);
   if ((v = attr('group'))) c.group = v;
   if ((v = attr('auto'))) c.auto = v;
+  if ((v = attr('auto-indicator')) !== null) c.autoIndicator = on(v);
+  if ((v = attr('disk-save-min')) !== null) c.diskSaveMin = v === 'off' ? Infinity : +v >= 0 ? +v : c.diskSaveMin;
   return c;
 }

@@ -29,6 +29,7 @@ export class CoordinatorLink {
     this.last = 0;
     this.timer = 0; // pending flush
     this.retry = 0; // pending reconnect
+    this.suspended = false; // the page is hidden (pagehide) until pageshow
   }
 
   /** Registers a swarm and joins it now or on the next welcome. */
@@ -63,8 +64,30 @@ export class CoordinatorLink {
     }
   }
 
+  /** Closes the connection (the coordinator drops this page from every swarm) until resume. */
+  suspend() {
+    this.suspended = true;
+    clearTimeout(this.retry);
+    this.retry = 0;
+    const ws = this.ws;
+    this.ws = null; // its close event no longer reconnects
+    this.ready = false;
+    this.queue = [];
+    if (ws) {
+      ws.close(1000);
+      for (const s of this.swarms.values()) s.linkLost();
+    }
+  }
+
+  /** Connects again and rejoins every registered swarm with its blocks. */
+  resume() {
+    this.suspended = false;
+    this.backoff = MIN_BACKOFF;
+    if (this.swarms.size) this.connect();
+  }
+
   connect() {
-    if (this.ws || this.retry) return;
+    if (this.ws || this.retry || this.suspended) return;
     let ws;
     try {
       ws = new WebSocket(this.url);
@@ -79,6 +102,7 @@ export class CoordinatorLink {
       this.ws = null;
       this.ready = false;
       this.queue = [];
+      for (const s of this.swarms.values()) s.linkLost();
       this.reconnect();
     };
   }
@@ -86,7 +110,7 @@ export class CoordinatorLink {
   // reconnect waits with exponential back-off and jitter, so a restarted
   // server is not hit by every page at once.
   reconnect() {
-    if (!this.swarms.size || this.retry) return;
+    if (!this.swarms.size || this.retry || this.suspended) return;
     const delay = this.backoff * (0.5 + Math.random());
     this.backoff = Math.min(MAX_BACKOFF, this.backoff * 2);
     this.retry = setTimeout(() => { this.retry = 0; this.connect(); }, delay);

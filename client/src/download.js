@@ -16,6 +16,8 @@ export class Download {
     this.onProgress = onProgress;
     this.sched = new BlockScheduler(schedulerConfig || {}, swarm.store.have(), performance.now());
     this.sched.setLoaded(swarm.ctx.link.loaded);
+    // The "http" group's link never answers: nobody will be introduced.
+    if (swarm.ctx.httpOnly) this.sched.introduced(0);
     this.asm = new Map(); // peer id → Map(block → {parts, got, size})
     this.httpStop = new Map(); // block → AbortController
     this.peersUsed = new Set();
@@ -107,8 +109,8 @@ export class Download {
     this.wake();
   }
 
-  /** The coordinator named a neighbour: peers are on their way. */
-  introduced() { this.sched.introduced(); }
+  /** The coordinator answered naming n neighbours (n > 0: peers are on their way). */
+  introduced(n) { this.sched.introduced(n); }
 
   addPeer(c) {
     this.sched.addPeer(c.remote, c.has);

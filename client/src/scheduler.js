@@ -3,7 +3,7 @@
 // peers behave alike in one swarm; docs/protocol-wire.md ("Scheduler")
 // states the policy. Pure bookkeeping: no I/O, times passed in as ms.
 
-const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000, lonelyGrace: 500 };
+const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000, lonelyGrace: 500, peerGrace: 1000 };
 
 export class BlockScheduler {
   /** @param {boolean[]} done blocks already held */
@@ -23,9 +23,15 @@ export class BlockScheduler {
     // Set once the coordinator names any neighbour: peers are on their way,
     // so a loaded server's grace is worth waiting.
     this.wasIntroduced = false;
+    // Set once the coordinator answered the join, naming neighbours or none.
+    this.answered = false;
   }
 
-  introduced() { this.wasIntroduced = true; }
+  /** The coordinator answered the join (or topped it up) naming n neighbours (default 1). */
+  introduced(n = 1) {
+    this.answered = true;
+    if (n > 0) this.wasIntroduced = true;
+  }
 
   isDone() { return this.remaining === 0; }
 
@@ -105,7 +111,15 @@ export class BlockScheduler {
     if (!this.loaded) for (let i = 0; i < Math.min(this.cfg.firstBlocks, n); i++) if (free(i)) return take(i);
     for (let i = 0; i < n; i++) if (free(i) && this.late[i] && (!this.loaded || this.availFor(i) === 0)) return take(i);
     const waited = now - this.start;
-    if (!this.loaded || waited >= this.cfg.loadedGrace || (!this.wasIntroduced && this.peers.size === 0 && waited >= this.cfg.lonelyGrace)) {
+    const lonely = !this.wasIntroduced && this.peers.size === 0 && waited >= this.cfg.lonelyGrace;
+    // Not loaded, HTTP still waits out the start-up race: at first every
+    // block is an orphan only because no neighbour has said hello yet, so
+    // the HTTP worker not busy with the first block took one at once (the
+    // image demo's second window got 2-3 of its 6 blocks by HTTP while the
+    // first window held them all). Orphans wait for the first hello, an
+    // answer naming nobody, or peerGrace; the first blocks still go at once.
+    const started = this.peers.size > 0 || (this.answered && !this.wasIntroduced) || waited >= this.cfg.peerGrace;
+    if (this.loaded ? waited >= this.cfg.loadedGrace || lonely : started || lonely) {
       // A random orphan, not the next one: peers cannot see each other's HTTP
       // requests in flight, and walking the file in order makes them
       // converge on the same few blocks once orphans grow sparse.

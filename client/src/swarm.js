@@ -20,6 +20,10 @@ export class Swarm {
     this.download = null;
     this.pendingHave = [];
     this.counters = { fromHttp: 0, fromPeers: 0, uploaded: 0 };
+    // The coordinator counts stats cumulative since the join: each new
+    // connection is sent the counters less what earlier ones were told.
+    this.told = { ...this.counters };
+    this.base = this.told;
     this.sent = '';
     this.statsTimer = setInterval(() => this.sendStats(), STATS_PERIOD);
     ctx.link.join(this);
@@ -33,7 +37,7 @@ export class Swarm {
   coordinatorMessage(m) {
     switch (m.type) {
       case 'neighbours':
-        if (this.download && (m.peers || []).length) this.download.introduced();
+        if (this.download) this.download.introduced((m.peers || []).length);
         for (const p of m.peers || []) if (p.offer) this.connect(p.id, true);
         break;
       case 'signal': {
@@ -120,12 +124,27 @@ export class Swarm {
 
   uploaded(n) { this.count('uploaded', n); }
 
-  /** Sends the cumulative counters when they changed. */
+  /** Sends the counters since this connection's join when they changed. */
   sendStats() {
-    const key = JSON.stringify(this.counters);
+    const c = this.counters, b = this.base;
+    const key = JSON.stringify(c);
     if (key === this.sent || !this.ctx.link.ready) return;
     this.sent = key;
-    this.ctx.link.send(msg.stats(this.id, this.counters));
+    this.told = { ...c };
+    this.ctx.link.send(msg.stats(this.id, { fromHttp: c.fromHttp - b.fromHttp, fromPeers: c.fromPeers - b.fromPeers, uploaded: c.uploaded - b.uploaded }));
+  }
+
+  /** The coordinator connection ended: the next one joins this swarm afresh. */
+  linkLost() {
+    this.base = this.told;
+    this.sent = '';
+  }
+
+  /** Closes every neighbour connection, after telling the coordinator the latest counts. */
+  disconnect() {
+    this.flushHave();
+    this.sendStats();
+    for (const c of [...this.conns.values()]) c.close();
   }
 
   /** Leaves the swarm for good: closes connections, stops reporting. */

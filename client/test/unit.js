@@ -104,9 +104,26 @@ function schedulerTests() {
   s = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, [false, false], 0);
   s.setLoaded(true); s.introduced();
   check(s.nextForHTTP(1000) === -1, 'scheduler loaded: an introduced peer is worth the grace');
+  // Not loaded: orphans wait out the start-up race (issue 19), the first blocks do not.
+  s = new BlockScheduler({ endgameBlocks: -1 }, [false, false, false], 0);
+  check(s.nextForHTTP(0) === 0, 'scheduler start-up: the first block at once');
+  check(s.nextForHTTP(0) === -1, 'scheduler start-up: orphans wait for the coordinator');
+  s.introduced(0);
+  check(s.nextForHTTP(0) >= 1, 'scheduler start-up: the coordinator named nobody, HTTP goes ahead');
+  s = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, [false, false], 0);
+  s.introduced(2);
+  check(s.nextForHTTP(900) === -1, 'scheduler start-up: introduced neighbours get the peer grace');
+  check(s.nextForHTTP(1000) >= 0, 'scheduler start-up: HTTP after the peer grace');
+  s = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, [false, false], 0);
+  s.introduced(1); s.addPeer('a', [true, false]);
+  check(s.nextForHTTP(0) === 1, 'scheduler start-up: once a neighbour said hello, HTTP takes what it lacks');
+  s = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, [false, false], 0);
+  check(s.nextForHTTP(400) === -1 && s.nextForHTTP(500) >= 0, 'scheduler start-up: no answer, lonely after 500 ms');
+
   const starts = new Set();
   for (let r = 0; r < 50; r++) {
     const t = new BlockScheduler({ firstBlocks: -1, endgameBlocks: -1 }, new Array(64).fill(false), 0);
+    t.introduced(0);
     starts.add(t.nextForHTTP(0));
   }
   check(starts.size >= 10, 'scheduler HTTP starts at different blocks for different visitors');
@@ -168,6 +185,15 @@ async function autoAndReportTests() {
   tag.setAttribute('data-group', 'http');
   const c = readConfig(tag, { group: 'p2p' });
   check(c.auto === '*.png /dl/*' && c.group === 'http' && readConfig(null).auto === '', 'config: data-auto, data-group, auto off by default');
+  const d = readConfig(null);
+  check(d.autoIndicator === true && d.diskSaveMin === 64 << 20, 'config: indicator on, disk saves from 64 MiB by default');
+  tag.setAttribute('data-auto-indicator', 'off');
+  tag.setAttribute('data-disk-save-min', 'off');
+  let e = readConfig(tag);
+  check(e.autoIndicator === false && e.diskSaveMin === Infinity, 'config: data-auto-indicator="off", data-disk-save-min="off"');
+  tag.setAttribute('data-disk-save-min', '1048576');
+  e = readConfig(tag);
+  check(e.diskSaveMin === 1048576, 'config: data-disk-save-min in bytes');
 
   const beacon = navigator.sendBeacon, realFetch = window.fetch;
   const sent = [];
