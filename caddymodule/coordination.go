@@ -19,7 +19,8 @@ func (h *Handler) newCoordinator() (*coordinator.Coordinator, error) {
 	}
 	c, err := coordinator.New(coordinator.Config{
 		Backplane:      bp,
-		KnownSwarm:     h.manifests.Known,
+		KnownSiteSwarm: h.manifests.Known,
+		Site:           siteOf,
 		SwarmBlocks:    h.manifests.Blocks,
 		MaxNeighbours:  h.MaxNeighbours,
 		AllowedOrigins: h.AllowedOrigins,

@@ -22,9 +22,14 @@ import (
 // and a few megabytes for a normal site.
 const maxManifests = 1024
 
+// manifestKey is what a manifest is cached and built under: the site the
+// request was served for (siteOf) and the resource's path and query there.
+type manifestKey struct{ site, target string }
+
 // manifestEntry is one built manifest with what is needed to revalidate
 // it against the origin and to answer for it quickly.
 type manifestEntry struct {
+	key      manifestKey
 	manifest *protocol.Manifest
 	body     []byte // the JSON sent to clients
 }
@@ -43,33 +48,42 @@ func refuse(status int, format string, args ...any) *manifestError {
 }
 
 // manifestService builds manifests by streaming a resource once through
-// the site's own handler chain, and caches them by URL and validator.
+// the site's own handler chain, and caches them by site, URL and validator.
 type manifestService struct {
 	h     *Handler
 	group singleflight.Group
 
 	mu    sync.Mutex
-	lru   *list.List               // of *manifestEntry, most recent first
-	byURL map[string]*list.Element // url -> element in lru
-	byID  map[string]*manifestEntry
+	lru   *list.List // of *manifestEntry, most recent first
+	byKey map[manifestKey]*list.Element
+	ids   map[string]*swarmRef
+}
+
+// swarmRef is what the coordinator asks about a swarm id: its block count
+// and size (fixed by the id, a digest over them) and the sites whose
+// cached manifests carry it, each with the number of such manifests.
+type swarmRef struct {
+	blocks int
+	size   int64
+	sites  map[string]int
 }
 
 func newManifestService(h *Handler) *manifestService {
 	return &manifestService{
 		h:     h,
 		lru:   list.New(),
-		byURL: make(map[string]*list.Element),
-		byID:  make(map[string]*manifestEntry),
+		byKey: make(map[manifestKey]*list.Element),
+		ids:   make(map[string]*swarmRef),
 	}
 }
 
-// Known reports whether id is the swarm id of a manifest built here; the
-// coordinator only opens swarms for those.
-func (s *manifestService) Known(id string) bool {
+// Known reports whether site has a cached manifest whose swarm id is id;
+// the coordinator opens a swarm for a connection only then.
+func (s *manifestService) Known(site, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.byID[id]
-	return ok
+	ref, ok := s.ids[id]
+	return ok && ref.sites[site] > 0
 }
 
 // Blocks gives the block count of a swarm built here, so the coordinator
@@ -77,28 +91,28 @@ func (s *manifestService) Known(id string) bool {
 func (s *manifestService) Blocks(id string) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.byID[id]
+	ref, ok := s.ids[id]
 	if !ok {
 		return 0, false
 	}
-	return len(e.manifest.Blocks), true
+	return ref.blocks, true
 }
 
-// Size gives the resource size of a swarm built here, to clamp reports.
-func (s *manifestService) Size(id string) (int64, bool) {
+// Size gives the resource size of a swarm site built, to clamp reports.
+func (s *manifestService) Size(site, id string) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.byID[id]
-	if !ok {
+	ref, ok := s.ids[id]
+	if !ok || ref.sites[site] == 0 {
 		return 0, false
 	}
-	return e.manifest.Size, true
+	return ref.size, true
 }
 
-func (s *manifestService) cached(url string) *manifestEntry {
+func (s *manifestService) cached(key manifestKey) *manifestEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if el, ok := s.byURL[url]; ok {
+	if el, ok := s.byKey[key]; ok {
 		s.lru.MoveToFront(el)
 		return el.Value.(*manifestEntry)
 	}
@@ -108,30 +122,47 @@ func (s *manifestService) cached(url string) *manifestEntry {
 func (s *manifestService) store(e *manifestEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	url := e.manifest.URL
-	if el, ok := s.byURL[url]; ok {
-		old := el.Value.(*manifestEntry)
-		delete(s.byID, old.manifest.ID)
-		s.lru.Remove(el)
+	if el, ok := s.byKey[e.key]; ok {
+		s.removeLocked(el)
 	}
-	s.byURL[url] = s.lru.PushFront(e)
-	s.byID[e.manifest.ID] = e
+	s.byKey[e.key] = s.lru.PushFront(e)
+	s.register(e, +1)
 	for s.lru.Len() > maxManifests {
-		el := s.lru.Back()
-		old := el.Value.(*manifestEntry)
-		s.lru.Remove(el)
-		delete(s.byURL, old.manifest.URL)
-		delete(s.byID, old.manifest.ID)
+		s.removeLocked(s.lru.Back())
 	}
 }
 
-// Get returns the current manifest of url (a path with optional query),
-// revalidating a cached one with a conditional request and building anew
-// when the origin's validator changed. Concurrent calls for one url share
-// one trip to the origin.
-func (s *manifestService) Get(r *http.Request, url string) (*manifestEntry, error) {
-	v, err, _ := s.group.Do(url, func() (any, error) {
-		e, result, err := s.fetch(r, url)
+func (s *manifestService) removeLocked(el *list.Element) {
+	e := s.lru.Remove(el).(*manifestEntry)
+	delete(s.byKey, e.key)
+	s.register(e, -1)
+}
+
+// register counts e for its swarm id and site (d = +1) or stops counting
+// it (d = -1): an id stays known while any cached manifest carries it.
+func (s *manifestService) register(e *manifestEntry, d int) {
+	m := e.manifest
+	ref := s.ids[m.ID]
+	if ref == nil {
+		ref = &swarmRef{blocks: len(m.Blocks), size: m.Size, sites: make(map[string]int)}
+		s.ids[m.ID] = ref
+	}
+	if ref.sites[e.key.site] += d; ref.sites[e.key.site] <= 0 {
+		delete(ref.sites, e.key.site)
+	}
+	if len(ref.sites) == 0 {
+		delete(s.ids, m.ID)
+	}
+}
+
+// Get returns the current manifest of target (a path with optional query)
+// on the request's site, revalidating a cached one with a conditional
+// request and building anew when the origin's validator changed.
+// Concurrent calls for one site and target share one trip to the origin.
+func (s *manifestService) Get(r *http.Request, target string) (*manifestEntry, error) {
+	key := manifestKey{site: siteOf(r), target: target}
+	v, err, _ := s.group.Do(key.site+"\x00"+key.target, func() (any, error) {
+		e, result, err := s.fetch(r, key)
 		s.h.metrics.manifests.WithLabelValues(result).Inc()
 		return e, err
 	})
@@ -141,26 +172,26 @@ func (s *manifestService) Get(r *http.Request, url string) (*manifestEntry, erro
 	return v.(*manifestEntry), nil
 }
 
-// fetch revalidates or builds the manifest of url and names the result
+// fetch revalidates or builds the manifest of key and names the result
 // for the metrics: built, revalidated, refused or failed.
-func (s *manifestService) fetch(r *http.Request, url string) (*manifestEntry, string, error) {
+func (s *manifestService) fetch(r *http.Request, key manifestKey) (*manifestEntry, string, error) {
 	server, ok := r.Context().Value(caddyhttp.ServerCtxKey).(http.Handler)
 	if !ok {
 		return nil, "failed", refuse(http.StatusInternalServerError, "no Caddy server in the request context")
 	}
 	// The build outlives no request: it is bounded by the first caller's.
-	vr, err := http.NewRequestWithContext(withSubrequestMark(r.Context()), http.MethodGet, url, nil)
+	vr, err := http.NewRequestWithContext(withSubrequestMark(r.Context()), http.MethodGet, key.target, nil)
 	if err != nil {
 		return nil, "refused", refuse(http.StatusBadRequest, "url: %v", err)
 	}
-	vr.Host = r.Host
+	vr.Host, vr.TLS = r.Host, r.TLS
 	vr.RemoteAddr = r.RemoteAddr
 	vr.Proto, vr.ProtoMajor, vr.ProtoMinor = "HTTP/1.1", 1, 1
 	vr.Header.Set("Accept-Encoding", "identity") // hash the bytes themselves
 	if ua := r.Header.Get("User-Agent"); ua != "" {
 		vr.Header.Set("User-Agent", ua)
 	}
-	old := s.cached(url)
+	old := s.cached(key)
 	if old != nil {
 		if old.manifest.ETag != "" {
 			vr.Header.Set("If-None-Match", old.manifest.ETag)
@@ -184,15 +215,15 @@ func (s *manifestService) fetch(r *http.Request, url string) (*manifestEntry, st
 		}
 		return nil, result, err
 	}
-	m.URL = url
+	m.URL = key.target
 	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, "failed", err
 	}
-	e := &manifestEntry{manifest: m, body: body}
+	e := &manifestEntry{key: key, manifest: m, body: body}
 	s.store(e)
 	s.h.logger.Debug("manifest built",
-		zap.String("url", url), zap.String("id", m.ID), zap.Int64("size", m.Size))
+		zap.String("site", key.site), zap.String("url", key.target), zap.String("id", m.ID), zap.Int64("size", m.Size))
 	return e, "built", nil
 }
 

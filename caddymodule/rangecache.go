@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -30,6 +32,20 @@ type cachedCopy struct {
 	key  string
 	path string
 	size int64
+}
+
+// rangeCacheKey names one version of one resource on one site: the
+// site's scheme and host, the request URI, the validators and the length.
+// Each field is length-prefixed, so no two different versions share a key
+// whatever bytes their fields hold.
+func rangeCacheKey(site, requestURI, etag, lastModified string, length int64) string {
+	var b strings.Builder
+	for _, f := range []string{site, requestURI, etag, lastModified, strconv.FormatInt(length, 10)} {
+		b.WriteString(strconv.Itoa(len(f)))
+		b.WriteByte(':')
+		b.WriteString(f)
+	}
+	return b.String()
 }
 
 func rangeCacheDir() string {

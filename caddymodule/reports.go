@@ -226,7 +226,7 @@ func (h *Handler) acceptReport(w http.ResponseWriter, r *http.Request) error {
 	if err := json.Unmarshal(body, &rep); err != nil {
 		return reject(http.StatusBadRequest, "malformed", "a report is a JSON object: "+err.Error())
 	}
-	if reason, detail := h.checkReport(&rep); reason != "" {
+	if reason, detail := h.checkReport(siteOf(r), &rep); reason != "" {
 		return reject(http.StatusBadRequest, reason, detail)
 	}
 	h.reports.add(rep)
@@ -243,11 +243,11 @@ func (h *Handler) acceptReport(w http.ResponseWriter, r *http.Request) error {
 
 // checkReport validates a report and clamps its byte counts to what the
 // resource allows; it returns a metric reason and a message on refusal.
-func (h *Handler) checkReport(rep *downloadReport) (reason, detail string) {
-	size, ok := h.manifests.Size(rep.Swarm)
+func (h *Handler) checkReport(site string, rep *downloadReport) (reason, detail string) {
+	size, ok := h.manifests.Size(site, rep.Swarm)
 	switch {
 	case !ok:
-		return "swarm", "swarm is not the id of a manifest this server built"
+		return "swarm", "swarm is not the id of a manifest this site built"
 	case !validGroup(rep.Group):
 		return "group", `group must be "p2p" or "http"`
 	case !slices.Contains(reportOutcomes, rep.Outcome):

@@ -83,7 +83,7 @@ func (rw *resourceWriter) decide(status int) writerMode {
 	if err != nil || (etag == "" && lastMod == "") || length > rw.h.ranges.max {
 		return modePaced
 	}
-	rw.cacheKey = rw.req.URL.RequestURI() + "\x00" + etag + "\x00" + lastMod + "\x00" + strconv.FormatInt(length, 10)
+	rw.cacheKey = rangeCacheKey(siteOf(rw.req), rw.req.URL.RequestURI(), etag, lastMod, length)
 	rw.expected = length
 	if f, ok := rw.h.ranges.open(rw.cacheKey); ok {
 		rw.file = f

@@ -24,6 +24,7 @@ const closeGrace = time.Second
 type client struct {
 	c        *Coordinator
 	ws       *websocket.Conn
+	site     string // Config.Site of the upgrade request
 	net      string
 	send     chan []byte
 	quit     chan struct{} // closed once: the write pump closes with closeCode
@@ -45,8 +46,8 @@ type client struct {
 	swarms map[string]struct{}
 }
 
-func newClient(c *Coordinator, ws *websocket.Conn, netKey string) *client {
-	return &client{c: c, ws: ws, net: netKey, send: make(chan []byte, c.cfg.SendQueue),
+func newClient(c *Coordinator, ws *websocket.Conn, site, netKey string) *client {
+	return &client{c: c, ws: ws, site: site, net: netKey, send: make(chan []byte, c.cfg.SendQueue),
 		quit: make(chan struct{}), readDone: make(chan struct{}), swarms: make(map[string]struct{})}
 }
 
@@ -262,7 +263,7 @@ func (cl *client) dispatch(m protocol.CoordinatorMessage) {
 	var swarm string
 	switch b := m.(type) {
 	case *protocol.Join:
-		if !cl.c.cfg.KnownSwarm(b.Swarm) {
+		if !cl.knownSwarm(b.Swarm) {
 			cl.sendError(protocol.ErrCodeUnknownSwarm, "no manifest with this id was built here", b.Swarm)
 			return
 		}
@@ -323,6 +324,15 @@ func (cl *client) dispatch(m protocol.CoordinatorMessage) {
 		return
 	}
 	cl.c.bp.Publish(Message{Swarm: swarm, From: cl.id, Net: cl.net, Group: cl.group, Body: m})
+}
+
+// knownSwarm applies KnownSiteSwarm (with this connection's site) or
+// KnownSwarm.
+func (cl *client) knownSwarm(id string) bool {
+	if known := cl.c.cfg.KnownSiteSwarm; known != nil {
+		return known(cl.site, id)
+	}
+	return cl.c.cfg.KnownSwarm(id)
 }
 
 // tokenBucket is a per-connection message rate limit, touched only by the

@@ -12,12 +12,22 @@ import (
 )
 
 // Config configures a Coordinator. Zero fields take the defaults named in
-// their comments; KnownSwarm is the only required one.
+// their comments; KnownSwarm or KnownSiteSwarm is required.
 type Config struct {
 	// KnownSwarm reports whether a swarm id is the id of a manifest the
 	// server has built. Joins for any other id are refused, so the
-	// coordinator never becomes a free signalling relay. Required.
+	// coordinator never becomes a free signalling relay.
 	KnownSwarm func(id string) bool
+
+	// KnownSiteSwarm, if set, is asked instead of KnownSwarm, with the
+	// Site of the connection's upgrade request: a coordinator serving
+	// several sites opens a swarm on a connection only if that site built
+	// a manifest with this id.
+	KnownSiteSwarm func(site, id string) bool
+
+	// Site names the site (scheme://host) a request was served for; see
+	// KnownSiteSwarm. Default: RequestSite.
+	Site func(r *http.Request) string
 
 	// SwarmBlocks, if set, gives the block count of a known swarm. Without
 	// it the first joiner's count is taken and later joiners must agree.
@@ -95,8 +105,8 @@ type Config struct {
 // withDefaults returns a copy of cfg with defaults filled in, or an error
 // naming a field that cannot work.
 func (cfg Config) withDefaults() (Config, error) {
-	if cfg.KnownSwarm == nil {
-		return cfg, errors.New("coordinator: Config.KnownSwarm is required")
+	if cfg.KnownSwarm == nil && cfg.KnownSiteSwarm == nil {
+		return cfg, errors.New("coordinator: Config.KnownSwarm or KnownSiteSwarm is required")
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -138,10 +148,22 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = remoteIP
 	}
+	if cfg.Site == nil {
+		cfg.Site = RequestSite
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
 	return cfg, nil
+}
+
+// RequestSite is the scheme (https on a TLS connection, else http) and the
+// Host of r, as "scheme://host".
+func RequestSite(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
 }
 
 func remoteIP(r *http.Request) netip.Addr {

@@ -34,7 +34,7 @@ func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.log.Debug("websocket upgrade failed", zap.Error(err))
 		return
 	}
-	cl := newClient(c, ws, networkKey(c.cfg.ClientIP(r)))
+	cl := newClient(c, ws, c.cfg.Site(r), networkKey(c.cfg.ClientIP(r)))
 	if c.cfg.ICEServers != nil {
 		cl.iceServers = c.cfg.ICEServers(r)
 	}
