@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 )
 
 // A/B groups: visitors in GroupP2P download with peers; visitors in
@@ -78,11 +79,22 @@ func (h *Handler) markGroup(hdr http.Header, r *http.Request) {
 
 // onlyGroupCookie reports whether a request's cookies are just the A/B
 // group cookie: that says nothing about who the visitor is, so it does not
-// make a request private.
+// make a request private. It reads the raw Cookie headers, not
+// r.Cookies(): net/http drops cookies it cannot parse (quotes, backslashes,
+// non-ASCII, names like user[id]), and an application may still read them
+// to tell visitors apart. Anything but p2pxhr_group=p2p|http, spaces and
+// semicolons counts as another cookie.
 func onlyGroupCookie(r *http.Request) bool {
-	for _, c := range r.Cookies() {
-		if c.Name != groupCookie {
-			return false
+	for _, line := range r.Header.Values("Cookie") {
+		for _, part := range strings.Split(line, ";") {
+			part = strings.Trim(part, " \t")
+			if part == "" {
+				continue
+			}
+			name, value, ok := strings.Cut(part, "=")
+			if !ok || name != groupCookie || !validGroup(value) {
+				return false
+			}
 		}
 	}
 	return true

@@ -25,7 +25,7 @@ func (h *Handler) requestMayShare(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}
-	if r.Header.Get("Authorization") != "" || (r.Header.Get("Cookie") != "" && !onlyGroupCookie(r)) {
+	if r.Header.Get("Authorization") != "" || !onlyGroupCookie(r) {
 		return false
 	}
 	return h.pathMayShare(r)

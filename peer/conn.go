@@ -50,6 +50,14 @@ type conn struct {
 	outcome func(ConnectionOutcome)
 	started time.Time
 
+	// sigMu orders what we signal: candidates wait until our offer or
+	// answer has gone, because the other side drops candidates from a
+	// peer it has no connection to yet, and it makes that connection on
+	// the offer.
+	sigMu     sync.Mutex
+	localSent bool
+	early     []string
+
 	mu          sync.Mutex
 	dc          *webrtc.DataChannel
 	remoteSet   bool
@@ -73,14 +81,21 @@ func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, sto
 		closed: make(chan struct{}),
 	}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand == nil {
-			c.sendSig(SignalCandidate, "") // end of candidates
+		data := "" // end of candidates
+		if cand != nil {
+			b, err := json.Marshal(cand.ToJSON())
+			if err != nil {
+				return
+			}
+			data = string(b)
+		}
+		c.sigMu.Lock()
+		defer c.sigMu.Unlock()
+		if !c.localSent {
+			c.early = append(c.early, data)
 			return
 		}
-		b, err := json.Marshal(cand.ToJSON())
-		if err == nil {
-			c.sendSig(SignalCandidate, string(b))
-		}
+		c.sendSig(SignalCandidate, data)
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateFailed {
@@ -166,8 +181,22 @@ func (c *conn) offer() error {
 	if err := c.pc.SetLocalDescription(sdp); err != nil {
 		return err
 	}
-	c.sendSig(SignalOffer, sdp.SDP)
+	c.sendDescription(SignalOffer, sdp.SDP)
 	return nil
+}
+
+// sendDescription sends our offer or answer, then the candidates gathered
+// meanwhile: pion gathers on its own goroutines from SetLocalDescription
+// on, so without this a candidate could overtake the offer and be lost.
+func (c *conn) sendDescription(kind, sdp string) {
+	c.sigMu.Lock()
+	defer c.sigMu.Unlock()
+	c.sendSig(kind, sdp)
+	c.localSent = true
+	for _, cand := range c.early {
+		c.sendSig(SignalCandidate, cand)
+	}
+	c.early = nil
 }
 
 func (c *conn) attach(dc *webrtc.DataChannel) {
@@ -241,7 +270,7 @@ func (c *conn) handleSignal(sig Signal) error {
 		if err := c.pc.SetLocalDescription(ans); err != nil {
 			return err
 		}
-		c.sendSig(SignalAnswer, ans.SDP)
+		c.sendDescription(SignalAnswer, ans.SDP)
 	case SignalCandidate:
 		if sig.Data == "" {
 			return nil

@@ -46,9 +46,15 @@ export class PeerConn {
     this.pending = [];
     this.remoteSet = false;
     this.pc = new RTCPeerConnection(rtcConfig);
+    // Candidates wait until our offer or answer has gone: the other side
+    // makes its connection on the offer and drops candidates before it.
+    this.localSent = false;
+    this.early = [];
     this.pc.onicecandidate = (e) => {
       const c = e.candidate;
-      swarm.sendSignal(remote, 'candidate', c ? c.candidate : '', c && c.candidate ? c.sdpMid : '');
+      const cand = [c ? c.candidate : '', c && c.candidate ? c.sdpMid : ''];
+      if (this.localSent) swarm.sendSignal(remote, 'candidate', ...cand);
+      else this.early.push(cand);
     };
     this.pc.onconnectionstatechange = () => {
       const st = this.pc.connectionState;
@@ -85,7 +91,13 @@ export class PeerConn {
   async offer() {
     this.attach(this.pc.createDataChannel(wire.LABEL));
     await this.pc.setLocalDescription(await this.pc.createOffer());
-    this.swarm.sendSignal(this.remote, 'offer', this.pc.localDescription.sdp);
+    this.sendDescription('offer');
+  }
+
+  sendDescription(kind) {
+    this.swarm.sendSignal(this.remote, kind, this.pc.localDescription.sdp);
+    this.localSent = true;
+    for (const c of this.early.splice(0)) this.swarm.sendSignal(this.remote, 'candidate', ...c);
   }
 
   /** Applies an offer, answer or candidate relayed by the coordinator. */
@@ -106,7 +118,7 @@ export class PeerConn {
     for (const c of this.pending.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
     if (kind === 'offer') {
       await this.pc.setLocalDescription(await this.pc.createAnswer());
-      this.swarm.sendSignal(this.remote, 'answer', this.pc.localDescription.sdp);
+      this.sendDescription('answer');
     }
   }
 
