@@ -56,11 +56,14 @@ func responseMayShare(hdr http.Header) string {
 			}
 		}
 	}
+	// A response that varies by a request header the module does not key
+	// on (Accept-Language, Origin, Cookie, *...) could differ for the next
+	// visitor. Accept-Encoding is the exception: only identity bodies are
+	// shared (below), and the module asks for identity when it builds.
 	for _, v := range hdr.Values("Vary") {
 		for _, f := range strings.Split(v, ",") {
-			switch strings.ToLower(strings.TrimSpace(f)) {
-			case "*", "cookie", "authorization":
-				return "the response varies by " + strings.TrimSpace(f)
+			if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "Accept-Encoding") {
+				return "the response varies by " + f + " (Vary)"
 			}
 		}
 	}

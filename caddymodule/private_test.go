@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -105,4 +106,70 @@ func TestCookieRuleReadsTheRawHeader(t *testing.T) {
 			t.Errorf("Cookie %q: shared %v, want %v", c.headers, got, c.shared)
 		}
 	}
+}
+
+// originBytes reads the module's own count of shareable bytes let through.
+func originBytes(t *testing.T, base string) int64 {
+	t.Helper()
+	_, body := get(t, base+"/_p2pxhr/stats")
+	var s struct {
+		Origin struct {
+			Bytes int64 `json:"bytes"`
+		} `json:"origin"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatalf("stats: %v: %s", err, body)
+	}
+	return s.Origin.Bytes
+}
+
+func TestVaryOnAnotherHeaderIsNotShared(t *testing.T) {
+	const size = 400 << 10
+	bodies := map[string][]byte{"de": randomBytes(size, 53), "fr": randomBytes(size, 54)}
+	for _, c := range []struct{ vary, header string }{
+		{"Accept-Language", "Accept-Language"},
+		{"accept-encoding, Accept-Language", "Accept-Language"},
+		{"Origin", "Origin"},
+	} {
+		t.Run(c.vary, func(t *testing.T) {
+			pick := func(r *http.Request) string {
+				if strings.Contains(r.Header.Get(c.header), "fr") {
+					return "fr"
+				}
+				return "de"
+			}
+			upstream := httptest.NewServer(sloppyApp{bodies: bodies, pick: pick, vary: c.vary})
+			defer upstream.Close()
+			base := startCaddy(t, "p2pxhr {\n http_rate_limit 64MiB\n}\nreverse_proxy "+upstream.URL)
+
+			// German fills the range cache first; French must get French.
+			for _, lang := range []string{"de", "fr", "de"} {
+				res, body := get(t, base+"/f.bin", "Range", "bytes=0-999", c.header, lang)
+				want := bodies[lang]
+				if res.StatusCode == http.StatusPartialContent {
+					want = want[:1000]
+				}
+				if !bytes.Equal(body, want) {
+					t.Fatalf("%s: %s got another one's bytes (status %d)", c.header, lang, res.StatusCode)
+				}
+			}
+			if n := originBytes(t, base); n != 0 {
+				t.Errorf("%d bytes of a response varying by %s were paced as shareable", n, c.vary)
+			}
+			res, body := get(t, base+"/_p2pxhr/manifest?url=/f.bin")
+			if res.StatusCode != http.StatusForbidden || !bytes.Contains(body, []byte(c.header)) {
+				t.Errorf("manifest of a response varying by %s: %d %s", c.vary, res.StatusCode, body)
+			}
+		})
+	}
+
+	t.Run("Accept-Encoding alone is shared", func(t *testing.T) {
+		one := func(*http.Request) string { return "de" }
+		upstream := httptest.NewServer(sloppyApp{bodies: bodies, pick: one, vary: "Accept-Encoding"})
+		defer upstream.Close()
+		base := startCaddy(t, "p2pxhr\nreverse_proxy "+upstream.URL)
+		if res, m := fetchManifest(t, base, "/f.bin"); m == nil {
+			t.Fatalf("manifest with Vary: Accept-Encoding: status %d", res.StatusCode)
+		}
+	})
 }
