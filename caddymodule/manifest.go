@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"container/list"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
@@ -50,8 +50,8 @@ func refuse(status int, format string, args ...any) *manifestError {
 // manifestService builds manifests by streaming a resource once through
 // the site's own handler chain, and caches them by site, URL and validator.
 type manifestService struct {
-	h     *Handler
-	group singleflight.Group
+	h      *Handler
+	builds *buildGroup
 
 	mu    sync.Mutex
 	lru   *list.List // of *manifestEntry, most recent first
@@ -70,10 +70,11 @@ type swarmRef struct {
 
 func newManifestService(h *Handler) *manifestService {
 	return &manifestService{
-		h:     h,
-		lru:   list.New(),
-		byKey: make(map[manifestKey]*list.Element),
-		ids:   make(map[string]*swarmRef),
+		h:      h,
+		builds: newBuildGroup(h.metrics.buildWaiters),
+		lru:    list.New(),
+		byKey:  make(map[manifestKey]*list.Element),
+		ids:    make(map[string]*swarmRef),
 	}
 }
 
@@ -158,39 +159,39 @@ func (s *manifestService) register(e *manifestEntry, d int) {
 // Get returns the current manifest of target (a path with optional query)
 // on the request's site, revalidating a cached one with a conditional
 // request and building anew when the origin's validator changed.
-// Concurrent calls for one site and target share one trip to the origin.
+// Concurrent calls for one site and target share one trip to the origin,
+// which goes on while any of them waits.
 func (s *manifestService) Get(r *http.Request, target string) (*manifestEntry, error) {
 	key := manifestKey{site: siteOf(r), target: target}
-	v, err, _ := s.group.Do(key.site+"\x00"+key.target, func() (any, error) {
-		e, result, err := s.fetch(r, key)
+	server, ok := r.Context().Value(caddyhttp.ServerCtxKey).(http.Handler)
+	if !ok {
+		return nil, refuse(http.StatusInternalServerError, "no Caddy server in the request context")
+	}
+	// What the build needs of the request, taken now: the build may
+	// outlive it.
+	tmpl := &http.Request{Host: r.Host, TLS: r.TLS, RemoteAddr: r.RemoteAddr, Header: http.Header{}}
+	if ua := r.Header.Get("User-Agent"); ua != "" {
+		tmpl.Header.Set("User-Agent", ua)
+	}
+	return s.builds.do(r.Context(), key, func(ctx context.Context) (*manifestEntry, error) {
+		e, result, err := s.fetch(ctx, server, tmpl, key)
 		s.h.metrics.manifests.WithLabelValues(result).Inc()
 		return e, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*manifestEntry), nil
 }
 
-// fetch revalidates or builds the manifest of key and names the result
-// for the metrics: built, revalidated, refused or failed.
-func (s *manifestService) fetch(r *http.Request, key manifestKey) (*manifestEntry, string, error) {
-	server, ok := r.Context().Value(caddyhttp.ServerCtxKey).(http.Handler)
-	if !ok {
-		return nil, "failed", refuse(http.StatusInternalServerError, "no Caddy server in the request context")
-	}
-	// The build outlives no request: it is bounded by the first caller's.
-	vr, err := http.NewRequestWithContext(withSubrequestMark(r.Context()), http.MethodGet, key.target, nil)
+// fetch revalidates or builds the manifest of key by a request like tmpl
+// through server, and names the result for the metrics: built,
+// revalidated, refused, failed or abandoned.
+func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *http.Request, key manifestKey) (*manifestEntry, string, error) {
+	vr, err := http.NewRequestWithContext(withSubrequestMark(ctx), http.MethodGet, key.target, nil)
 	if err != nil {
 		return nil, "refused", refuse(http.StatusBadRequest, "url: %v", err)
 	}
-	vr.Host, vr.TLS = r.Host, r.TLS
-	vr.RemoteAddr = r.RemoteAddr
+	vr.Host, vr.TLS, vr.RemoteAddr = tmpl.Host, tmpl.TLS, tmpl.RemoteAddr
 	vr.Proto, vr.ProtoMajor, vr.ProtoMinor = "HTTP/1.1", 1, 1
+	vr.Header = tmpl.Header.Clone()
 	vr.Header.Set("Accept-Encoding", "identity") // hash the bytes themselves
-	if ua := r.Header.Get("User-Agent"); ua != "" {
-		vr.Header.Set("User-Agent", ua)
-	}
 	old := s.cached(key)
 	if old != nil {
 		if old.manifest.ETag != "" {
@@ -200,10 +201,17 @@ func (s *manifestService) fetch(r *http.Request, key manifestKey) (*manifestEntr
 		}
 	}
 	bw := newBuildWriter(s.h, vr)
-	_ = serveStoppable(func() error {
-		server.ServeHTTP(bw, vr)
-		return nil
-	}, bw.stopped)
+	err = serveBuild(ctx, s.h.logger, func() { server.ServeHTTP(bw, vr) }, bw.stopped)
+	if err == nil && ctx.Err() != nil {
+		err = errBuildAbandoned
+	}
+	if err != nil {
+		if errors.Is(err, errBuildAbandoned) {
+			s.h.logger.Debug("manifest build abandoned", zap.String("site", key.site), zap.String("url", key.target))
+			return nil, "abandoned", err
+		}
+		return nil, "failed", err
+	}
 	if old != nil && bw.status == http.StatusNotModified {
 		return old, "revalidated", nil
 	}
@@ -239,6 +247,8 @@ type buildWriter struct {
 	status  int
 	refusal *manifestError
 	hasher  *protocol.BlockHasher
+	// abandoned: the build's context ended and the body was refused.
+	abandoned bool
 }
 
 func newBuildWriter(h *Handler, req *http.Request) *buildWriter {
@@ -296,6 +306,12 @@ func (b *buildWriter) Write(p []byte) (int, error) {
 	if b.refusal != nil {
 		return 0, errStopBuild
 	}
+	// file_server copies without looking at the context: stop it here
+	// once nobody waits for the build.
+	if err := b.req.Context().Err(); err != nil {
+		b.abandoned = true
+		return 0, err
+	}
 	if b.hasher.Size()+int64(len(p)) > b.h.MaxSize {
 		b.refusal = b.checkSize(b.hasher.Size() + int64(len(p)))
 		return 0, errStopBuild
@@ -304,7 +320,7 @@ func (b *buildWriter) Write(p []byte) (int, error) {
 }
 
 // stopped reports whether the writer refused the body.
-func (b *buildWriter) stopped() bool { return b.refusal != nil }
+func (b *buildWriter) stopped() bool { return b.refusal != nil || b.abandoned }
 
 // Flush is a no-op: nothing is sent anywhere until the build is done.
 func (b *buildWriter) Flush() {}

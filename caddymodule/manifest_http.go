@@ -28,8 +28,11 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request) error {
 	entry, err := h.manifests.Get(r, target)
 	if err != nil {
 		var me *manifestError
-		if errors.As(err, &me) {
+		switch {
+		case errors.As(err, &me):
 			return writeJSONError(w, me.status, me.reason)
+		case r.Context().Err() != nil:
+			return nil // the client went away: nobody to answer
 		}
 		h.logger.Error("manifest build failed", zap.Error(err))
 		return writeJSONError(w, http.StatusBadGateway, "the origin failed: "+err.Error())

@@ -19,9 +19,11 @@ type metrics struct {
 	rejected    *prometheus.CounterVec
 	originBytes prometheus.Counter
 	manifests   *prometheus.CounterVec
-	injections  prometheus.Counter
-	relayBytes  prometheus.Counter
-	coords      *coordinatorCollector
+	// buildWaiters counts manifest requests waiting for a build now.
+	buildWaiters prometheus.Gauge
+	injections   prometheus.Counter
+	relayBytes   prometheus.Counter
+	coords       *coordinatorCollector
 }
 
 var (
@@ -55,15 +57,17 @@ func metricsFor(reg *prometheus.Registry) *metrics {
 		originBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "origin_bytes_total",
 			Help: "Bytes of shareable resources the module let through from the origin (server-side truth)."}),
 		manifests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "manifest_requests_total",
-			Help: "Manifest requests, by result: built (the origin streamed the resource), revalidated (unchanged, from the cache), refused, failed."},
+			Help: "Manifest builds and revalidations, by result: built (the origin streamed the resource), revalidated (unchanged, from the cache), refused, failed, abandoned (every requester went away)."},
 			[]string{"result"}),
+		buildWaiters: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "manifest_build_waiters",
+			Help: "Manifest requests waiting for a build or revalidation now."}),
 		injections: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "injections_total",
 			Help: "HTML pages that got the client tag."}),
 		relayBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "relay_bytes_total",
 			Help: "Bytes the embedded TURN server relayed between peers (server bandwidth, as HTTP would be)."}),
 		coords: newCoordinatorCollector(),
 	}
-	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.injections, m.relayBytes, m.coords)
+	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.buildWaiters, m.injections, m.relayBytes, m.coords)
 	metricsByRegistry[reg] = m
 	return m
 }
