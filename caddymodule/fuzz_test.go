@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,44 @@ func FuzzCookieRule(f *testing.F) {
 			if onlyGroupCookie(r) {
 				t.Fatalf("%q then %q passed as the group cookie alone", raw, other)
 			}
+		}
+	})
+}
+
+// FuzzManifestURL checks the manifest route's URL normaliser: it never
+// panics; what it accepts is an absolute path without dot segments; its
+// normal form is a fixed point; and normalising never changes what the URL
+// means (the decoded path and query stay the same).
+func FuzzManifestURL(f *testing.F) {
+	for _, seed := range []string{"/f.bin", "/%66.bin", "/a%2fb", "/caf\u00e9", "/f.bin?v=%31&x=%2f", "/%2e%2e/x",
+		"http://h.test/f%2ebin", "//evil/x", "/a/./b", "/x?%zz", "/%", "/a%2"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		target, u, err := parseTarget(raw, "h.test")
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(target, "/") || strings.HasPrefix(target, "//") {
+			t.Fatalf("%q gave %q, not an absolute path", raw, target)
+		}
+		for _, seg := range strings.Split(u.Path, "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("%q gave %q with a dot segment", raw, target)
+			}
+		}
+		again, _, err := parseTarget(target, "h.test")
+		if err != nil || again != target {
+			t.Fatalf("%q gave %q, which gives %q, %v", raw, target, again, err)
+		}
+		orig, _ := url.Parse(raw)
+		if u.Path != orig.Path {
+			t.Fatalf("%q (path %q) gave %q (path %q)", raw, orig.Path, target, u.Path)
+		}
+		q1, err1 := url.QueryUnescape(orig.RawQuery)
+		q2, err2 := url.QueryUnescape(u.RawQuery)
+		if (err1 == nil) != (err2 == nil) || q1 != q2 {
+			t.Fatalf("%q (query %q) gave %q (query %q)", raw, orig.RawQuery, target, u.RawQuery)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -114,4 +115,76 @@ func TestManifestErrors(t *testing.T) {
 			t.Errorf("POST got %d, want 405", res.StatusCode)
 		}
 	})
+}
+
+// Spellings of one URL that differ only in percent-encoding are one
+// resource (RFC 3986 §6.2.2): one manifest, one build, one cache entry.
+func TestManifestURLSpellingsShareOneBuild(t *testing.T) {
+	var fullGets atomic.Int32
+	data := randomBytes(400<<10, 71)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/files/f.bin" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fullGets.Add(1)
+		w.Header().Set("ETag", `"v1"`)
+		w.Write(data)
+	}))
+	defer upstream.Close()
+	base := startCaddy(t, "p2pxhr\nreverse_proxy "+upstream.URL)
+
+	var ids []string
+	for _, spelling := range []string{"/files/f.bin", "/files/%66.bin", "/%66iles/f%2Ebin", "/files/f%2ebin", "/%66%69%6c%65%73/f.bin"} {
+		res, m := fetchManifest(t, base, url.QueryEscape(spelling))
+		if m == nil {
+			t.Fatalf("%s: status %d", spelling, res.StatusCode)
+		}
+		if m.URL != "/files/f.bin" {
+			t.Errorf("%s: manifest url %q, want the normal form /files/f.bin", spelling, m.URL)
+		}
+		ids = append(ids, m.ID)
+	}
+	if n := fullGets.Load(); n != 1 {
+		t.Errorf("the origin streamed the file %d times for 5 spellings of one URL; want 1", n)
+	}
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("spellings got different manifests: %v", ids)
+		}
+	}
+	// Reserved characters keep their encoding: %2F is not a slash to
+	// every origin, so it is a resource of its own here.
+	if _, m := fetchManifest(t, base, url.QueryEscape("/files%2ff.bin")); m == nil || m.URL != "/files%2Ff.bin" {
+		t.Errorf("/files%%2ff.bin: manifest %+v, want one for /files%%2Ff.bin", m)
+	}
+}
+
+func TestParseTargetNormalises(t *testing.T) {
+	for _, c := range []struct{ raw, want string }{
+		{"/f.bin", "/f.bin"},
+		{"/%66.bin", "/f.bin"},
+		{"/a%2fb", "/a%2Fb"},
+		{"/caf%c3%a9", "/caf%C3%A9"},
+		{"/caf\u00e9", "/caf%C3%A9"},
+		{"/a%7eb%2D", "/a~b-"},
+		{"/a%21", "/a%21"},
+		{"/f.bin?v=%31&x=%2f", "/f.bin?v=1&x=%2F"},
+		{"/f.bin?a+b", "/f.bin?a+b"},
+		{"http://h.test/f%2ebin", "/f.bin"},
+	} {
+		got, _, err := parseTarget(c.raw, "h.test")
+		if err != nil || got != c.want {
+			t.Errorf("parseTarget(%q) = %q, %v; want %q", c.raw, got, err, c.want)
+		}
+	}
+	for _, raw := range []string{"/%2e%2e/f", "/a/%2E/f", "/a/.%2e/f", "%2f", "///", "/a//", "//evil/x"} {
+		if got, _, err := parseTarget(raw, "h.test"); err == nil {
+			t.Errorf("parseTarget(%q) = %q; want a refusal", raw, got)
+		}
+	}
 }
