@@ -172,3 +172,57 @@ func TestBuildWriterStopsOnceAbandoned(t *testing.T) {
 		t.Fatalf("write after the build was abandoned: %v, stopped %v", err, bw.stopped())
 	}
 }
+
+// neverNotModified ignores conditional requests: every GET streams the
+// whole body, under validators that change only with the bytes.
+type neverNotModified struct {
+	data     atomic.Pointer[[]byte]
+	version  atomic.Int32
+	withETag bool
+}
+
+func (o *neverNotModified) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	data := *o.data.Load()
+	if o.withETag {
+		w.Header().Set("ETag", fmt.Sprintf(`"v%d"`, o.version.Load()))
+	}
+	w.Header().Set("Last-Modified", time.Date(2026, 1, 1, 0, 0, int(o.version.Load()), 0, time.UTC).Format(http.TimeFormat))
+	w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+	w.Write(data)
+}
+
+func TestOriginThatNeverAnswers304IsNotRehashed(t *testing.T) {
+	for _, withETag := range []bool{true, false} {
+		t.Run(fmt.Sprintf("etag=%v", withETag), func(t *testing.T) {
+			origin := &neverNotModified{withETag: withETag}
+			data := randomBytes(2<<20, 63)
+			origin.data.Store(&data)
+			upstream := httptest.NewServer(origin)
+			defer upstream.Close()
+			base := startCaddy(t, "p2pxhr\nmetrics /metrics\nreverse_proxy "+upstream.URL)
+
+			var first *protocol.Manifest
+			for range 3 {
+				_, m := fetchManifest(t, base, "/f.bin")
+				if m == nil || (first != nil && m.ID != first.ID) {
+					t.Fatalf("manifest %+v", m)
+				}
+				first = m
+			}
+			built := `p2pxhr_manifest_requests_total{result="built"}`
+			if b, r := metricValue(t, base, built), metricValue(t, base, `p2pxhr_manifest_requests_total{result="revalidated"}`); b != 1 || r != 2 {
+				t.Errorf("3 requests of an unchanged file: %v built, %v revalidated; want 1 and 2", b, r)
+			}
+			// Changed bytes under new validators are built anew.
+			changed := randomBytes(2<<20, 64)
+			origin.data.Store(&changed)
+			origin.version.Store(1)
+			if _, m := fetchManifest(t, base, "/f.bin"); m == nil || m.ID == first.ID {
+				t.Fatalf("changed file kept its manifest")
+			}
+			if b := metricValue(t, base, built); b != 2 {
+				t.Errorf("%v builds after a change, want 2", b)
+			}
+		})
+	}
+}

@@ -201,6 +201,7 @@ func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *
 		}
 	}
 	bw := newBuildWriter(s.h, vr)
+	bw.old = old
 	err = serveBuild(ctx, s.h.logger, func() { server.ServeHTTP(bw, vr) }, bw.stopped)
 	if err == nil && ctx.Err() != nil {
 		err = errBuildAbandoned
@@ -212,7 +213,7 @@ func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *
 		}
 		return nil, "failed", err
 	}
-	if old != nil && bw.status == http.StatusNotModified {
+	if old != nil && (bw.status == http.StatusNotModified || bw.unchanged) {
 		return old, "revalidated", nil
 	}
 	m, err := bw.finish()
@@ -249,6 +250,11 @@ type buildWriter struct {
 	hasher  *protocol.BlockHasher
 	// abandoned: the build's context ended and the body was refused.
 	abandoned bool
+	// old is the cached manifest being revalidated, if any; unchanged:
+	// the origin answered 200 instead of 304, but with old's validators
+	// and length, so the body was not read.
+	old       *manifestEntry
+	unchanged bool
 }
 
 func newBuildWriter(h *Handler, req *http.Request) *buildWriter {
@@ -263,6 +269,17 @@ func (b *buildWriter) WriteHeader(status int) {
 	}
 	b.status = status
 	b.refusal = b.check()
+	b.unchanged = b.refusal == nil && status == http.StatusOK && b.old != nil && sameVersion(b.old.manifest, b.header)
+}
+
+// sameVersion reports whether a full response's headers name the version
+// m was built from: the same ETag and Last-Modified (at least one of them
+// present) and the same Content-Length. The version a conditional request
+// would have confirmed with 304, for an origin that never answers 304.
+func sameVersion(m *protocol.Manifest, hdr http.Header) bool {
+	cl, err := strconv.ParseInt(hdr.Get("Content-Length"), 10, 64)
+	return err == nil && cl == m.Size && (m.ETag != "" || m.LastModified != "") &&
+		hdr.Get("ETag") == m.ETag && hdr.Get("Last-Modified") == m.LastModified
 }
 
 // check decides from status and headers whether the body is worth hashing.
@@ -303,7 +320,7 @@ func (b *buildWriter) checkSize(n int64) *manifestError {
 
 func (b *buildWriter) Write(p []byte) (int, error) {
 	b.WriteHeader(http.StatusOK)
-	if b.refusal != nil {
+	if b.refusal != nil || b.unchanged {
 		return 0, errStopBuild
 	}
 	// file_server copies without looking at the context: stop it here
@@ -320,7 +337,7 @@ func (b *buildWriter) Write(p []byte) (int, error) {
 }
 
 // stopped reports whether the writer refused the body.
-func (b *buildWriter) stopped() bool { return b.refusal != nil || b.abandoned }
+func (b *buildWriter) stopped() bool { return b.refusal != nil || b.abandoned || b.unchanged }
 
 // Flush is a no-op: nothing is sent anywhere until the build is done.
 func (b *buildWriter) Flush() {}
