@@ -11,6 +11,17 @@ import (
 	"go.uber.org/zap"
 )
 
+// Bounds on manifest builds, so that requests for many resources (or many
+// query strings of one) cannot make the server read and hash without end:
+// at most maxHashingBuilds builds read and hash a body at once, the others
+// wait for a slot; one client address (an IPv4 address, an IPv6 /64) may
+// have at most maxBuildsPerAddress builds hashing or waiting, and is told
+// 429 past that. Revalidations that end in 304 take no slot.
+const (
+	maxHashingBuilds    = 4
+	maxBuildsPerAddress = 8
+)
+
 // maxBuildTime bounds one manifest build, however long its requesters
 // are willing to wait: a 4 GiB file from an origin at 10 MB/s fits.
 const maxBuildTime = 10 * time.Minute
@@ -118,4 +129,61 @@ func serveBuild(ctx context.Context, logger *zap.Logger, serve func(), stoppedBy
 	}()
 	serve()
 	return nil
+}
+
+// buildLimiter hands out the slots of builds that read and hash a body,
+// maxHashingBuilds at once, and counts each client address's builds
+// hashing or waiting for a slot.
+type buildLimiter struct {
+	slots  chan struct{}
+	gauges *prometheus.GaugeVec // by state: hashing, queued
+
+	mu      sync.Mutex
+	perAddr map[string]int
+}
+
+func newBuildLimiter(gauges *prometheus.GaugeVec) *buildLimiter {
+	return &buildLimiter{slots: make(chan struct{}, maxHashingBuilds), gauges: gauges, perAddr: make(map[string]int)}
+}
+
+// acquire waits for a hashing slot for a build that addr started, while
+// ctx lasts. It refuses with 429 when addr has maxBuildsPerAddress builds
+// hashing or waiting already. release gives the slot back.
+func (l *buildLimiter) acquire(ctx context.Context, addr string) (release func(), err error) {
+	l.mu.Lock()
+	if l.perAddr[addr] >= maxBuildsPerAddress {
+		l.mu.Unlock()
+		return nil, refuse(http.StatusTooManyRequests,
+			"too many manifest builds from your address at once (at most %d); try again shortly", maxBuildsPerAddress)
+	}
+	l.perAddr[addr]++
+	l.mu.Unlock()
+	queued := l.gauges.WithLabelValues("queued")
+	queued.Inc()
+	select {
+	case l.slots <- struct{}{}:
+		queued.Dec()
+	case <-ctx.Done():
+		queued.Dec()
+		l.leave(addr)
+		return nil, ctx.Err()
+	}
+	hashing := l.gauges.WithLabelValues("hashing")
+	hashing.Inc()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-l.slots
+			hashing.Dec()
+			l.leave(addr)
+		})
+	}, nil
+}
+
+func (l *buildLimiter) leave(addr string) {
+	l.mu.Lock()
+	if l.perAddr[addr]--; l.perAddr[addr] <= 0 {
+		delete(l.perAddr, addr)
+	}
+	l.mu.Unlock()
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,15 +18,20 @@ import (
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
-// heldOrigin sends the first half of a body, then holds the rest until
+// heldOrigin sends the first 64 KiB of a body, then holds the rest until
 // released (or until its request is cancelled, which it records).
 type heldOrigin struct {
 	data      []byte
 	started   chan struct{}
 	release   chan struct{}
+	freed     sync.Once
 	requests  atomic.Int32
 	cancelled atomic.Int32
 }
+
+// free releases every held response; a test defers it so that a failure
+// does not leave Caddy's shutdown waiting for them.
+func (o *heldOrigin) free() { o.freed.Do(func() { close(o.release) }) }
 
 func newHeldOrigin(data []byte) *heldOrigin {
 	return &heldOrigin{data: data, started: make(chan struct{}, 16), release: make(chan struct{})}
@@ -34,10 +41,13 @@ func (o *heldOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.requests.Add(1)
 	w.Header().Set("ETag", `"held-1"`)
 	w.Header().Set("Content-Length", fmt.Sprint(len(o.data)))
-	half := len(o.data) / 2
+	half := min(len(o.data), 64<<10)
 	w.Write(o.data[:half])
 	w.(http.Flusher).Flush()
-	o.started <- struct{}{}
+	select {
+	case o.started <- struct{}{}:
+	default:
+	}
 	select {
 	case <-o.release:
 		w.Write(o.data[half:])
@@ -96,6 +106,7 @@ func TestFirstRequesterLeavingKeepsTheBuildForOthers(t *testing.T) {
 	origin := newHeldOrigin(data)
 	upstream := httptest.NewServer(origin)
 	defer upstream.Close()
+	defer origin.free()
 	base, logFile := startCaddyLogged(t, "p2pxhr\nmetrics /metrics\nreverse_proxy "+upstream.URL)
 
 	ctxA, leaveA := context.WithCancel(context.Background())
@@ -106,7 +117,7 @@ func TestFirstRequesterLeavingKeepsTheBuildForOthers(t *testing.T) {
 	leaveA()
 	<-gotA
 	waitMetric(t, base, "p2pxhr_manifest_build_waiters", 1)
-	close(origin.release)
+	origin.free()
 
 	m := <-gotB
 	if m == nil {
@@ -128,6 +139,7 @@ func TestBuildStopsWhenEveryRequesterHasLeft(t *testing.T) {
 	origin := newHeldOrigin(randomBytes(1<<20, 62))
 	upstream := httptest.NewServer(origin)
 	defer upstream.Close()
+	defer origin.free()
 	base, logFile := startCaddyLogged(t, "p2pxhr\nmetrics /metrics\nreverse_proxy "+upstream.URL)
 
 	ctx, leave := context.WithCancel(context.Background())
@@ -145,7 +157,7 @@ func TestBuildStopsWhenEveryRequesterHasLeft(t *testing.T) {
 	}
 	waitMetric(t, base, `p2pxhr_manifest_requests_total{result="abandoned"}`, 1)
 	// A later request builds afresh and succeeds.
-	close(origin.release)
+	origin.free()
 	if m := <-manifestAsync(context.Background(), base, "/f.bin"); m == nil {
 		t.Fatal("no manifest after an abandoned build")
 	}
@@ -225,4 +237,68 @@ func TestOriginThatNeverAnswers304IsNotRehashed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address ip (127.0.0.0/8 is all local on Linux).
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+func TestManifestBuildsAreBoundedGloballyAndPerAddress(t *testing.T) {
+	origin := newHeldOrigin(randomBytes(1<<20, 65))
+	upstream := httptest.NewServer(origin)
+	defer upstream.Close()
+	defer origin.free()
+	base := startCaddy(t, "p2pxhr\nmetrics /metrics\nreverse_proxy "+upstream.URL)
+
+	type result struct {
+		status int
+		retry  string
+	}
+	ask := func(c *http.Client, url string, out chan<- result) {
+		res, err := c.Get(base + "/_p2pxhr/manifest?url=" + url)
+		if err != nil {
+			out <- result{}
+			return
+		}
+		res.Body.Close()
+		out <- result{res.StatusCode, res.Header.Get("Retry-After")}
+	}
+	one, two := clientFrom("127.0.0.1"), clientFrom("127.0.0.2")
+	results := make(chan result, 16)
+	next := func() result {
+		select {
+		case r := <-results:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatal("no answer to a manifest request in 30 s")
+			return result{}
+		}
+	}
+	// One address asks for ten different files at once: four are hashed,
+	// four wait for a slot, two are refused.
+	for i := range maxBuildsPerAddress + 2 {
+		go ask(one, fmt.Sprintf("/f%d.bin", i), results)
+	}
+	for range 2 {
+		if r := next(); r.status != http.StatusTooManyRequests || r.retry == "" {
+			t.Fatalf("the address's builds past %d: status %d, Retry-After %q; want 429 with Retry-After",
+				maxBuildsPerAddress, r.status, r.retry)
+		}
+	}
+	waitMetric(t, base, `p2pxhr_manifest_builds{state="hashing"}`, maxHashingBuilds)
+	waitMetric(t, base, `p2pxhr_manifest_builds{state="queued"}`, maxBuildsPerAddress-maxHashingBuilds)
+	// Another address is not refused: it waits its turn.
+	go ask(two, "/g.bin", results)
+	waitMetric(t, base, `p2pxhr_manifest_builds{state="queued"}`, maxBuildsPerAddress-maxHashingBuilds+1)
+
+	origin.free()
+	for range maxBuildsPerAddress + 1 {
+		if r := next(); r.status != http.StatusOK {
+			t.Fatalf("a queued build ended with status %d", r.status)
+		}
+	}
+	waitMetric(t, base, `p2pxhr_manifest_builds{state="hashing"}`, 0)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 
+	"github.com/p2pxhr/p2pxhr/coordinator"
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
@@ -52,6 +53,7 @@ func refuse(status int, format string, args ...any) *manifestError {
 type manifestService struct {
 	h      *Handler
 	builds *buildGroup
+	limits *buildLimiter
 
 	mu    sync.Mutex
 	lru   *list.List // of *manifestEntry, most recent first
@@ -72,6 +74,7 @@ func newManifestService(h *Handler) *manifestService {
 	return &manifestService{
 		h:      h,
 		builds: newBuildGroup(h.metrics.buildWaiters),
+		limits: newBuildLimiter(h.metrics.builds),
 		lru:    list.New(),
 		byKey:  make(map[manifestKey]*list.Element),
 		ids:    make(map[string]*swarmRef),
@@ -173,17 +176,18 @@ func (s *manifestService) Get(r *http.Request, target string) (*manifestEntry, e
 	if ua := r.Header.Get("User-Agent"); ua != "" {
 		tmpl.Header.Set("User-Agent", ua)
 	}
+	addr := coordinator.AddressKey(clientIP(r))
 	return s.builds.do(r.Context(), key, func(ctx context.Context) (*manifestEntry, error) {
-		e, result, err := s.fetch(ctx, server, tmpl, key)
+		e, result, err := s.fetch(ctx, server, tmpl, key, addr)
 		s.h.metrics.manifests.WithLabelValues(result).Inc()
 		return e, err
 	})
 }
 
 // fetch revalidates or builds the manifest of key by a request like tmpl
-// through server, and names the result for the metrics: built,
-// revalidated, refused, failed or abandoned.
-func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *http.Request, key manifestKey) (*manifestEntry, string, error) {
+// through server, for a client at addr, and names the result for the
+// metrics: built, revalidated, refused, failed or abandoned.
+func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *http.Request, key manifestKey, addr string) (*manifestEntry, string, error) {
 	vr, err := http.NewRequestWithContext(withSubrequestMark(ctx), http.MethodGet, key.target, nil)
 	if err != nil {
 		return nil, "refused", refuse(http.StatusBadRequest, "url: %v", err)
@@ -202,6 +206,8 @@ func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *
 	}
 	bw := newBuildWriter(s.h, vr)
 	bw.old = old
+	bw.acquire = func() (func(), error) { return s.limits.acquire(ctx, addr) }
+	defer bw.releaseSlot()
 	err = serveBuild(ctx, s.h.logger, func() { server.ServeHTTP(bw, vr) }, bw.stopped)
 	if err == nil && ctx.Err() != nil {
 		err = errBuildAbandoned
@@ -255,6 +261,10 @@ type buildWriter struct {
 	// and length, so the body was not read.
 	old       *manifestEntry
 	unchanged bool
+	// acquire takes a hashing slot before the first byte is hashed;
+	// release gives it back.
+	acquire func() (release func(), err error)
+	release func()
 }
 
 func newBuildWriter(h *Handler, req *http.Request) *buildWriter {
@@ -329,11 +339,31 @@ func (b *buildWriter) Write(p []byte) (int, error) {
 		b.abandoned = true
 		return 0, err
 	}
+	if b.release == nil && b.acquire != nil {
+		release, err := b.acquire()
+		var me *manifestError
+		switch {
+		case errors.As(err, &me):
+			b.refusal = me
+			return 0, errStopBuild
+		case err != nil:
+			b.abandoned = true
+			return 0, err
+		}
+		b.release = release
+	}
 	if b.hasher.Size()+int64(len(p)) > b.h.MaxSize {
 		b.refusal = b.checkSize(b.hasher.Size() + int64(len(p)))
 		return 0, errStopBuild
 	}
 	return b.hasher.Write(p)
+}
+
+// releaseSlot gives back the hashing slot, if the build took one.
+func (b *buildWriter) releaseSlot() {
+	if b.release != nil {
+		b.release()
+	}
 }
 
 // stopped reports whether the writer refused the body.

@@ -30,6 +30,9 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request) error {
 		var me *manifestError
 		switch {
 		case errors.As(err, &me):
+			if me.status == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
+			}
 			return writeJSONError(w, me.status, me.reason)
 		case r.Context().Err() != nil:
 			return nil // the client went away: nobody to answer

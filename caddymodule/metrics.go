@@ -21,9 +21,11 @@ type metrics struct {
 	manifests   *prometheus.CounterVec
 	// buildWaiters counts manifest requests waiting for a build now.
 	buildWaiters prometheus.Gauge
-	injections   prometheus.Counter
-	relayBytes   prometheus.Counter
-	coords       *coordinatorCollector
+	// builds counts builds hashing a body or queued for a slot, now.
+	builds     *prometheus.GaugeVec
+	injections prometheus.Counter
+	relayBytes prometheus.Counter
+	coords     *coordinatorCollector
 }
 
 var (
@@ -61,13 +63,16 @@ func metricsFor(reg *prometheus.Registry) *metrics {
 			[]string{"result"}),
 		buildWaiters: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "manifest_build_waiters",
 			Help: "Manifest requests waiting for a build or revalidation now."}),
+		builds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "manifest_builds",
+			Help: "Manifest builds now, by state: hashing (reading and hashing a body) or queued (waiting for one of the hashing slots)."},
+			[]string{"state"}),
 		injections: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "injections_total",
 			Help: "HTML pages that got the client tag."}),
 		relayBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "relay_bytes_total",
 			Help: "Bytes the embedded TURN server relayed between peers (server bandwidth, as HTTP would be)."}),
 		coords: newCoordinatorCollector(),
 	}
-	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.buildWaiters, m.injections, m.relayBytes, m.coords)
+	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.buildWaiters, m.builds, m.injections, m.relayBytes, m.coords)
 	metricsByRegistry[reg] = m
 	return m
 }

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -103,4 +104,19 @@ func (c *Coordinator) unregister(cl *client, welcomed bool) {
 		c.peers--
 	}
 	c.mu.Unlock()
+}
+
+// AddressKey names the client address that per-address limits count: the
+// IPv4 address, or the /64 of an IPv6 address (one subscriber's network:
+// a host may pick any address in it). "" for an invalid address.
+func AddressKey(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
 }
