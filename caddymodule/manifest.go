@@ -18,10 +18,26 @@ import (
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
-// maxManifests bounds the manifest cache; each entry costs about 70 bytes
-// per block, so 1024 entries of 4 GiB files stay near a gigabyte at worst
-// and a few megabytes for a normal site.
-const maxManifests = 1024
+// The manifest cache is bounded by bytes. An entry keeps the JSON sent to
+// clients (67 bytes per block: a quoted hex digest and a comma) and its
+// metadata, not the parsed digests, which cost 80 bytes more per block
+// (measured: 165 bytes per block with both; TestManifestEntryCostMatchesTheHeap).
+const (
+	// defaultManifestBytes is the budget unless the configuration allows
+	// manifests so large that fewer than 4 would fit.
+	defaultManifestBytes = 64 << 20
+	manifestBlockBytes   = 67
+	// manifestEntryOverhead is what an entry costs besides its JSON and
+	// strings: structs, the LRU element, map slots, the swarm id's record
+	// (measured with 2,000 one-block entries).
+	manifestEntryOverhead = 640
+)
+
+// manifestCostEstimate is what a manifest of n blocks costs in the cache,
+// for sizing the budget before any is built.
+func manifestCostEstimate(blocks int) int64 {
+	return int64(blocks)*manifestBlockBytes + manifestEntryOverhead + 1024
+}
 
 // manifestKey is what a manifest is cached and built under: the site the
 // request was served for (siteOf) and the resource's path and query there.
@@ -30,9 +46,26 @@ type manifestKey struct{ site, target string }
 // manifestEntry is one built manifest with what is needed to revalidate
 // it against the origin and to answer for it quickly.
 type manifestEntry struct {
-	key      manifestKey
+	key manifestKey
+	// manifest without its block digests, which only body keeps.
 	manifest *protocol.Manifest
+	blocks   int
 	body     []byte // the JSON sent to clients
+	cost     int64  // bytes it holds, as the cache counts them
+}
+
+// newManifestEntry prepares m for the cache: its JSON, and the rest of it
+// without the digests.
+func newManifestEntry(key manifestKey, m *protocol.Manifest) (*manifestEntry, error) {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	meta := *m
+	meta.Blocks = nil
+	cost := int64(cap(body)) + manifestEntryOverhead + int64(len(key.site)+len(key.target)+
+		len(m.ID)+len(m.URL)+len(m.ETag)+len(m.LastModified)+len(m.ContentType))
+	return &manifestEntry{key: key, manifest: &meta, blocks: len(m.Blocks), body: body, cost: cost}, nil
 }
 
 // manifestError is a failure to produce a manifest, with the HTTP status
@@ -55,10 +88,12 @@ type manifestService struct {
 	builds *buildGroup
 	limits *buildLimiter
 
-	mu    sync.Mutex
-	lru   *list.List // of *manifestEntry, most recent first
-	byKey map[manifestKey]*list.Element
-	ids   map[string]*swarmRef
+	mu       sync.Mutex
+	lru      *list.List // of *manifestEntry, most recent first
+	byKey    map[manifestKey]*list.Element
+	ids      map[string]*swarmRef
+	bytes    int64 // the entries' cost
+	maxBytes int64
 }
 
 // swarmRef is what the coordinator asks about a swarm id: its block count
@@ -78,6 +113,8 @@ func newManifestService(h *Handler) *manifestService {
 		lru:    list.New(),
 		byKey:  make(map[manifestKey]*list.Element),
 		ids:    make(map[string]*swarmRef),
+		// Room for 4 of the largest manifests the configuration allows.
+		maxBytes: max(defaultManifestBytes, 4*manifestCostEstimate(protocol.BlockCount(h.MaxSize, h.BlockSize))),
 	}
 }
 
@@ -130,8 +167,9 @@ func (s *manifestService) store(e *manifestEntry) {
 		s.removeLocked(el)
 	}
 	s.byKey[e.key] = s.lru.PushFront(e)
+	s.bytes += e.cost
 	s.register(e, +1)
-	for s.lru.Len() > maxManifests {
+	for s.bytes > s.maxBytes && s.lru.Len() > 1 {
 		s.removeLocked(s.lru.Back())
 	}
 }
@@ -139,6 +177,7 @@ func (s *manifestService) store(e *manifestEntry) {
 func (s *manifestService) removeLocked(el *list.Element) {
 	e := s.lru.Remove(el).(*manifestEntry)
 	delete(s.byKey, e.key)
+	s.bytes -= e.cost
 	s.register(e, -1)
 }
 
@@ -148,7 +187,7 @@ func (s *manifestService) register(e *manifestEntry, d int) {
 	m := e.manifest
 	ref := s.ids[m.ID]
 	if ref == nil {
-		ref = &swarmRef{blocks: len(m.Blocks), size: m.Size, sites: make(map[string]int)}
+		ref = &swarmRef{blocks: e.blocks, size: m.Size, sites: make(map[string]int)}
 		s.ids[m.ID] = ref
 	}
 	if ref.sites[e.key.site] += d; ref.sites[e.key.site] <= 0 {
@@ -231,11 +270,10 @@ func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *
 		return nil, result, err
 	}
 	m.URL = key.target
-	body, err := json.Marshal(m)
+	e, err := newManifestEntry(key, m)
 	if err != nil {
 		return nil, "failed", err
 	}
-	e := &manifestEntry{key: key, manifest: m, body: body}
 	s.store(e)
 	s.h.logger.Debug("manifest built",
 		zap.String("site", key.site), zap.String("url", key.target), zap.String("id", m.ID), zap.Int64("size", m.Size))
