@@ -160,10 +160,16 @@ func (s *manifestService) cached(key manifestKey) *manifestEntry {
 	return nil
 }
 
+// store caches e (again: a revalidated entry may have been evicted while
+// the origin was asked, and its swarm id must be known while it is served).
 func (s *manifestService) store(e *manifestEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if el, ok := s.byKey[e.key]; ok {
+		if el.Value.(*manifestEntry) == e {
+			s.lru.MoveToFront(el)
+			return
+		}
 		s.removeLocked(el)
 	}
 	s.byKey[e.key] = s.lru.PushFront(e)
@@ -259,6 +265,7 @@ func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *
 		return nil, "failed", err
 	}
 	if old != nil && (bw.status == http.StatusNotModified || bw.unchanged) {
+		s.store(old)
 		return old, "revalidated", nil
 	}
 	m, err := bw.finish()

@@ -1,10 +1,12 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"runtime"
 	"testing"
 
@@ -114,5 +116,64 @@ func TestManifestCacheBudgetFitsTheLargestManifests(t *testing.T) {
 	largest := manifestCostEstimate(protocol.BlockCount(h.MaxSize, h.BlockSize))
 	if s.maxBytes < 4*largest {
 		t.Errorf("budget %d bytes holds fewer than 4 manifests of %d bytes", s.maxBytes, largest)
+	}
+}
+
+// Two URLs with the same bytes share one swarm id: evicting the manifest
+// of one must leave the id known for the other.
+func TestSwarmIDStaysKnownWhileAManifestCarriesIt(t *testing.T) {
+	s := testManifestService(t)
+	const site = "http://a.test"
+	m := syntheticManifest(1, 10)
+	for _, target := range []string{"/a.bin", "/copy-of-a.bin"} {
+		mm := *m
+		mm.URL = target
+		e, err := newManifestEntry(manifestKey{site, target}, &mm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.store(e)
+	}
+	s.mu.Lock()
+	s.removeLocked(s.byKey[manifestKey{site, "/a.bin"}])
+	s.mu.Unlock()
+	if !s.Known(site, m.ID) {
+		t.Fatal("the id was forgotten while /copy-of-a.bin's manifest still carries it")
+	}
+	if n, ok := s.Blocks(m.ID); !ok || n != 10 {
+		t.Fatalf("Blocks: %d, %v", n, ok)
+	}
+	s.mu.Lock()
+	s.removeLocked(s.byKey[manifestKey{site, "/copy-of-a.bin"}])
+	s.mu.Unlock()
+	if s.Known(site, m.ID) {
+		t.Fatal("the id is still known with no manifest carrying it")
+	}
+}
+
+// A manifest evicted while its revalidation was on the way is served after
+// the 304: its id must be known again, or its swarm cannot be joined.
+func TestRevalidationRegistersTheSwarmAgain(t *testing.T) {
+	s := testManifestService(t)
+	key := manifestKey{"http://a.test", "/a.bin"}
+	e, err := newManifestEntry(key, syntheticManifest(2, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.store(e)
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Other builds push the entry out meanwhile.
+		s.mu.Lock()
+		s.removeLocked(s.byKey[key])
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusNotModified)
+	})
+	tmpl := &http.Request{Host: "a.test", Header: http.Header{}}
+	got, result, err := s.fetch(context.Background(), origin, tmpl, key, "127.0.0.1")
+	if err != nil || result != "revalidated" || got != e {
+		t.Fatalf("fetch: %v, %q, %v", got, result, err)
+	}
+	if !s.Known(key.site, e.manifest.ID) {
+		t.Fatal("the manifest was served after a 304, but its swarm id is unknown")
 	}
 }
