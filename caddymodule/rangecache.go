@@ -2,7 +2,7 @@ package caddymodule
 
 import (
 	"container/list"
-	"fmt"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,17 +15,23 @@ import (
 
 // rangeCache keeps whole copies of resource versions on disk, so Range
 // requests can be answered when the upstream ignores Range. It is an LRU
-// bounded by total bytes; each handler instance owns a fresh directory.
+// bounded by total bytes, copies being filled included: a fill reserves
+// its length before its first byte is written. Each handler instance owns
+// a fresh directory.
 type rangeCache struct {
 	dir    string
 	max    int64
 	logger *zap.Logger
 
-	mu      sync.Mutex
-	lru     *list.List // of *cachedCopy, most recent first
-	entries map[string]*list.Element
-	total   int64
+	mu       sync.Mutex
+	lru      *list.List // of *cachedCopy, most recent first
+	entries  map[string]*list.Element
+	total    int64 // committed copies
+	reserved int64 // copies being filled
 }
+
+// errCacheFull: copies being filled already take the room a new one needs.
+var errCacheFull = errors.New("p2pxhr: range cache full of copies being filled")
 
 // cachedCopy is one resource version stored on disk.
 type cachedCopy struct {
@@ -82,29 +88,44 @@ func (c *rangeCache) open(key string) (*os.File, bool) {
 	return f, true
 }
 
-// create starts a new copy; the caller writes it, then commits or discards.
-func (c *rangeCache) create() (*os.File, error) {
-	return os.CreateTemp(c.dir, "fill-")
+// create starts a new copy of size bytes, reserving its room first
+// (evicting the least recently used copies as needed); the caller writes
+// it, then commits or discards it with the same size. It fails with
+// errCacheFull when copies being filled leave no room.
+func (c *rangeCache) create(size int64) (*os.File, error) {
+	c.mu.Lock()
+	if size > c.max || c.reserved+size > c.max {
+		c.mu.Unlock()
+		return nil, errCacheFull
+	}
+	for c.total+c.reserved+size > c.max {
+		c.removeLocked(c.lru.Back())
+	}
+	c.reserved += size
+	c.mu.Unlock()
+	f, err := os.CreateTemp(c.dir, "fill-")
+	if err != nil {
+		c.unreserve(size)
+	}
+	return f, err
 }
 
-// commit adds a finished copy under key, evicting the least recently used
-// copies beyond the size bound.
-func (c *rangeCache) commit(key string, f *os.File, size int64) error {
-	if size > c.max {
-		c.discard(f)
-		return fmt.Errorf("%d bytes exceed cache_size", size)
-	}
+func (c *rangeCache) unreserve(size int64) {
+	c.mu.Lock()
+	c.reserved -= size
+	c.mu.Unlock()
+}
+
+// commit adds a finished copy of the size create reserved under key.
+func (c *rangeCache) commit(key string, f *os.File, size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.reserved -= size
 	if el, ok := c.entries[key]; ok {
 		c.removeLocked(el)
 	}
 	c.entries[key] = c.lru.PushFront(&cachedCopy{key: key, path: f.Name(), size: size})
 	c.total += size
-	for c.total > c.max {
-		c.removeLocked(c.lru.Back())
-	}
-	return nil
 }
 
 func (c *rangeCache) removeLocked(el *list.Element) {
@@ -116,9 +137,11 @@ func (c *rangeCache) removeLocked(el *list.Element) {
 	}
 }
 
-func (c *rangeCache) discard(f *os.File) {
+// discard drops a copy that was not filled, and its reservation.
+func (c *rangeCache) discard(f *os.File, size int64) {
 	f.Close()
 	os.Remove(f.Name())
+	c.unreserve(size)
 }
 
 // close removes the cache directory and everything in it.

@@ -3,11 +3,14 @@ package caddymodule
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,14 +121,12 @@ func TestRangeCacheIsBounded(t *testing.T) {
 	}
 	defer c.close()
 	for i := range 5 {
-		f, err := c.create()
+		f, err := c.create(400)
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.Write(make([]byte, 400))
-		if err := c.commit(fmt.Sprint(i), f, 400); err != nil {
-			t.Fatal(err)
-		}
+		c.commit(fmt.Sprint(i), f, 400)
 		f.Close()
 	}
 	if c.total > 1000 {
@@ -142,6 +143,28 @@ func TestRangeCacheIsBounded(t *testing.T) {
 	entries, _ := os.ReadDir(c.dir)
 	if len(entries) != 2 {
 		t.Errorf("%d files on disk, want 2", len(entries))
+	}
+
+	// Copies being filled hold their room: a second fill of 600 does not
+	// fit beside one, and a discarded fill gives its room back.
+	f, err := c.create(600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.create(600); err != errCacheFull {
+		t.Errorf("second fill of 600 in a cache of 1000: %v, want errCacheFull", err)
+	}
+	if c.total+c.reserved > 1000 {
+		t.Errorf("%d committed + %d reserved > 1000", c.total, c.reserved)
+	}
+	c.discard(f, 600)
+	f, err = c.create(600)
+	if err != nil {
+		t.Fatalf("fill after a discard: %v", err)
+	}
+	c.discard(f, 600)
+	if c.reserved != 0 {
+		t.Errorf("%d bytes still reserved", c.reserved)
 	}
 }
 
@@ -182,4 +205,103 @@ func TestRangesInFrontOfPythonHTTPServer(t *testing.T) {
 	if _, m := fetchManifest(t, base, "/f.bin"); m == nil || m.LastModified == "" {
 		t.Errorf("manifest behind python: %+v", m)
 	}
+}
+
+// holdLastByte ignores Range and sends every byte of a body but the last,
+// then waits to be released.
+type holdLastByte struct {
+	data    []byte
+	release chan struct{}
+	freed   sync.Once
+}
+
+func (o *holdLastByte) free() { o.freed.Do(func() { close(o.release) }) }
+
+func (o *holdLastByte) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("ETag", `"held"`)
+	w.Header().Set("Content-Length", fmt.Sprint(len(o.data)))
+	w.Write(o.data[:len(o.data)-1])
+	w.(http.Flusher).Flush()
+	select {
+	case <-o.release:
+		w.Write(o.data[len(o.data)-1:])
+	case <-r.Context().Done():
+	}
+}
+
+// diskBytes adds up the sizes of the files under dir.
+func diskBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// Copies being filled count against cache_size: three fills of 800 KB at
+// once must not put 2.4 MB on the disk of a 1 MiB cache.
+func TestRangeCacheFillsInFlightCountAgainstItsSize(t *testing.T) {
+	dataDir := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", dataDir)
+	const size = 800_000
+	origin := &holdLastByte{data: randomBytes(size, 16), release: make(chan struct{})}
+	upstream := httptest.NewServer(origin)
+	defer upstream.Close()
+	defer origin.free()
+	base := startCaddy(t, "p2pxhr {\n cache_size 1MiB\n}\nreverse_proxy "+upstream.URL)
+
+	var received atomic.Int64
+	done := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/f%d.bin", base, i), nil)
+			req.Header.Set("Range", "bytes=0-99")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- err
+				return
+			}
+			defer res.Body.Close()
+			n, err := io.Copy(io.Discard, counting{&received, res.Body})
+			if res.StatusCode == http.StatusOK && n != size {
+				err = fmt.Errorf("a passed-through answer had %d bytes: %v", n, err)
+			}
+			done <- err
+		}()
+	}
+	// Each request has all but the last byte, on disk or at the client.
+	cache := filepath.Join(dataDir, "caddy", "p2pxhr", "ranges")
+	deadline := time.Now().Add(30 * time.Second)
+	for diskBytes(cache)+received.Load() < 3*(size-1) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stuck at %d bytes on disk and %d at the clients", diskBytes(cache), received.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := diskBytes(cache); n > 1<<20 {
+		t.Errorf("%d bytes on disk for a 1 MiB cache while copies were being filled", n)
+	}
+	origin.free()
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// counting adds what it reads to n.
+type counting struct {
+	n *atomic.Int64
+	r io.Reader
+}
+
+func (c counting) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
 }

@@ -89,7 +89,10 @@ func (rw *resourceWriter) decide(status int) writerMode {
 		rw.file = f
 		return modeCacheHit
 	}
-	f, err := rw.h.ranges.create()
+	f, err := rw.h.ranges.create(length)
+	if errors.Is(err, errCacheFull) {
+		return modePaced // the whole body, which is correct too
+	}
 	if err != nil {
 		rw.h.logger.Warn("range cache: cannot create a copy", zap.Error(err))
 		return modePaced
@@ -136,15 +139,13 @@ func (rw *resourceWriter) finish(originErr error) error {
 	switch rw.mode {
 	case modeCacheFill:
 		if originErr != nil || rw.filled != rw.expected {
-			rw.h.ranges.discard(rw.file)
+			rw.h.ranges.discard(rw.file, rw.expected)
 			if originErr != nil {
 				return originErr
 			}
 			return caddyhttp.Error(http.StatusBadGateway, errors.New("p2pxhr: origin body shorter than its Content-Length"))
 		}
-		if err := rw.h.ranges.commit(rw.cacheKey, rw.file, rw.filled); err != nil {
-			return caddyhttp.Error(http.StatusInternalServerError, err)
-		}
+		rw.h.ranges.commit(rw.cacheKey, rw.file, rw.filled)
 		return rw.serveCopy()
 	case modeCacheHit:
 		return rw.serveCopy()
