@@ -22,6 +22,7 @@ func (h *Handler) newCoordinator() (*coordinator.Coordinator, error) {
 		KnownSiteSwarm: h.manifests.Known,
 		Site:           siteOf,
 		SwarmBlocks:    h.manifests.Blocks,
+		SwarmSize:      h.manifests.Size,
 		MaxNeighbours:  h.MaxNeighbours,
 		AllowedOrigins: h.AllowedOrigins,
 		ClientIP:       clientIP,

@@ -139,12 +139,13 @@ func (s *manifestService) Blocks(id string) (int, bool) {
 	return ref.blocks, true
 }
 
-// Size gives the resource size of a swarm site built, to clamp reports.
-func (s *manifestService) Size(site, id string) (int64, bool) {
+// Size gives the resource size of a swarm built here, to clamp reports
+// and peers' stats.
+func (s *manifestService) Size(id string) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ref, ok := s.ids[id]
-	if !ok || ref.sites[site] == 0 {
+	if !ok {
 		return 0, false
 	}
 	return ref.size, true

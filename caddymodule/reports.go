@@ -244,9 +244,9 @@ func (h *Handler) acceptReport(w http.ResponseWriter, r *http.Request) error {
 // checkReport validates a report and clamps its byte counts to what the
 // resource allows; it returns a metric reason and a message on refusal.
 func (h *Handler) checkReport(site string, rep *downloadReport) (reason, detail string) {
-	size, ok := h.manifests.Size(site, rep.Swarm)
+	size, ok := h.manifests.Size(rep.Swarm)
 	switch {
-	case !ok:
+	case !ok || !h.manifests.Known(site, rep.Swarm):
 		return "swarm", "swarm is not the id of a manifest this site built"
 	case !validGroup(rep.Group):
 		return "group", `group must be "p2p" or "http"`

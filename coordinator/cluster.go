@@ -102,7 +102,9 @@ func (t *swarmTable) resync(swarmID, node string, ms *memberState, settleAt time
 	mem.node = node
 	mem.bits = append(protocol.Bitfield(nil), ms.Bitfield...)
 	mem.count = mem.bits.Count()
-	mem.http, mem.peers, mem.up = max(mem.http, ms.HTTP), max(mem.peers, ms.Peers), max(mem.up, ms.Up)
+	size := t.swarmSize(s) // clamped as stats are (swarm.go)
+	mem.http, mem.peers = max(mem.http, min(ms.HTTP, size)), max(mem.peers, min(ms.Peers, size))
+	mem.up = max(mem.up, min(ms.Up, maxUploadCopies*size))
 	for _, a := range ms.Avoid {
 		if len(mem.avoid) >= maxAvoid {
 			break

@@ -33,6 +33,12 @@ type Config struct {
 	// it the first joiner's count is taken and later joiners must agree.
 	SwarmBlocks func(id string) (blocks int, ok bool)
 
+	// SwarmSize, if set, gives the resource size of a known swarm: a
+	// member's stats count at most that many bytes downloaded (and
+	// maxUploadCopies times that uploaded). Without it the bound is the
+	// block count times protocol.MaxBlockSize.
+	SwarmSize func(id string) (size int64, ok bool)
+
 	// MaxNeighbours (K) is how many neighbours the coordinator keeps a peer
 	// supplied with. Default 6.
 	MaxNeighbours int

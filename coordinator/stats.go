@@ -11,6 +11,11 @@ import (
 // clients, so past this many the rest are counted under "".
 const maxGroups = 16
 
+// maxUploadCopies bounds what one membership's stats may claim uploaded,
+// in copies of the resource: a seeder serves many peers, but not without
+// end on one connection.
+const maxUploadCopies = 1024
+
 // Stats is a snapshot of the coordinator, for the module's /stats route
 // and metrics. Byte counters add up the cumulative stats peers report.
 type Stats struct {
@@ -161,13 +166,29 @@ func (b *statsBook) member(group string, d int) {
 }
 
 func (b *statsBook) add(group string, http, peers, up int64) {
-	b.total.BytesFromHTTP += http
-	b.total.BytesFromPeers += peers
-	b.total.BytesUploaded += up
 	g := b.groups[group]
-	g.BytesFromHTTP += http
-	g.BytesFromPeers += peers
-	g.BytesUploaded += up
+	for _, c := range []struct {
+		n    int64
+		into []*int64
+	}{
+		{http, []*int64{&b.total.BytesFromHTTP, &g.BytesFromHTTP}},
+		{peers, []*int64{&b.total.BytesFromPeers, &g.BytesFromPeers}},
+		{up, []*int64{&b.total.BytesUploaded, &g.BytesUploaded}},
+	} {
+		for _, p := range c.into {
+			*p = saturatingAdd(*p, c.n)
+		}
+	}
+}
+
+// saturatingAdd adds n >= 0 to v, holding at protocol.MaxCounter (the
+// largest integer a JavaScript number holds exactly) so a total read by
+// the dashboard never wraps around.
+func saturatingAdd(v, n int64) int64 {
+	if n > protocol.MaxCounter-v {
+		return protocol.MaxCounter
+	}
+	return v + n
 }
 
 func (t *swarmTable) snapshot() Stats {

@@ -330,14 +330,29 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 }
 
 func (t *swarmTable) stats(from string, st *protocol.Stats) {
-	_, mem := t.memberOf(from, st.Swarm)
+	s, mem := t.memberOf(from, st.Swarm)
 	if mem == nil {
 		return
 	}
-	if st.BytesFromHTTP < mem.http || st.BytesFromPeers < mem.peers || st.BytesUploaded < mem.up {
+	// Client-claimed: a membership downloads at most the resource and
+	// uploads at most maxUploadCopies of it, whatever it says.
+	size := t.swarmSize(s)
+	http, peers := min(st.BytesFromHTTP, size), min(st.BytesFromPeers, size)
+	up := min(st.BytesUploaded, maxUploadCopies*size)
+	if http < mem.http || peers < mem.peers || up < mem.up {
 		t.fail(from, st.Swarm, protocol.ErrCodeStatsDecreased, "stats are cumulative since join and never decrease")
 		return
 	}
-	t.totals.add(mem.group, st.BytesFromHTTP-mem.http, st.BytesFromPeers-mem.peers, st.BytesUploaded-mem.up)
-	mem.http, mem.peers, mem.up = st.BytesFromHTTP, st.BytesFromPeers, st.BytesUploaded
+	t.totals.add(mem.group, http-mem.http, peers-mem.peers, up-mem.up)
+	mem.http, mem.peers, mem.up = http, peers, up
+}
+
+// swarmSize is the resource size of s, or the most its blocks can hold.
+func (t *swarmTable) swarmSize(s *swarm) int64 {
+	if t.cfg.SwarmSize != nil {
+		if n, ok := t.cfg.SwarmSize(s.id); ok {
+			return n
+		}
+	}
+	return int64(s.blocks) * protocol.MaxBlockSize
 }
