@@ -153,7 +153,9 @@ func (cl *client) writePump() {
 func (cl *client) readPump() {
 	defer cl.cleanup()
 	cfg := &cl.c.cfg
-	cl.ws.SetReadLimit(protocol.MaxCoordinatorMessageSize)
+	// The largest message is a join; DecodeCoordinatorMessage holds the
+	// others to protocol.MaxCoordinatorMessageSize.
+	cl.ws.SetReadLimit(protocol.MaxJoinMessageSize)
 	cl.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
 	bucket := tokenBucket{rate: float64(cfg.MessagesPerSecond), burst: float64(cfg.MessageBurst)}
 	for {
@@ -219,6 +221,10 @@ func (cl *client) receive(bucket *tokenBucket, typ int, data []byte) bool {
 		return false
 	}
 	m, err := protocol.DecodeCoordinatorMessage(data)
+	if errors.Is(err, protocol.ErrMessageTooLarge) {
+		cl.fail(websocket.CloseMessageTooBig, protocol.ErrCodeBadMessage, err.Error(), "")
+		return false
+	}
 	if err != nil {
 		cl.fail(websocket.CloseInvalidFramePayloadData, protocol.ErrCodeBadMessage, err.Error(), "")
 		return false

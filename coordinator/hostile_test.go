@@ -1,7 +1,10 @@
 package coordinator
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
@@ -54,4 +57,42 @@ func TestStatsTotalsSaturate(t *testing.T) {
 	if b.total.BytesFromHTTP != protocol.MaxCounter || b.groups[g].BytesUploaded != protocol.MaxCounter {
 		t.Errorf("totals %+v, group %+v; want them held at %d", b.total, b.groups[g], int64(protocol.MaxCounter))
 	}
+}
+
+// A join for the largest manifest the protocol allows (MaxBlocks blocks,
+// a 128 KiB bitfield) goes through; any other message is still held to
+// 64 KiB.
+func TestJoinForMaxBlocksFits(t *testing.T) {
+	_, url := startServer(t, Config{SwarmBlocks: func(string) (int, bool) { return protocol.MaxBlocks, true }}, nil)
+	full := protocol.NewBitfield(protocol.MaxBlocks)
+	for i := range protocol.MaxBlocks {
+		full.Set(i)
+	}
+	seeder := dial(t, url)
+	seeder.send(&protocol.Join{Swarm: testSwarm, URL: "/" + strings.Repeat("x", protocol.MaxURLSize-1),
+		Blocks: protocol.MaxBlocks, Bitfield: full})
+	if n, ok := seeder.read().(*protocol.Neighbours); !ok {
+		t.Fatalf("a join for %d blocks was answered with %#v", protocol.MaxBlocks, n)
+	}
+	getter := dial(t, url)
+	if n := getter.join2(testSwarm, protocol.MaxBlocks); len(n.Peers) != 1 || n.Peers[0].ID != seeder.id {
+		t.Fatalf("the getter was offered %v", n.Peers)
+	}
+
+	big := dial(t, url)
+	big.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"leave","swarm":"`+strings.Repeat("5", 70<<10)+`"}`))
+	if code := closeCode(t, big.ws); code != websocket.CloseMessageTooBig {
+		t.Errorf("a 70 KiB leave: close %d, want %d", code, websocket.CloseMessageTooBig)
+	}
+}
+
+// join2 joins a swarm of n blocks with nothing held.
+func (tc *testClient) join2(swarm string, n int) *protocol.Neighbours {
+	tc.t.Helper()
+	tc.send(&protocol.Join{Swarm: swarm, Blocks: n, Bitfield: protocol.NewBitfield(n)})
+	nb, ok := tc.read().(*protocol.Neighbours)
+	if !ok {
+		tc.t.Fatalf("join answered with %#v", nb)
+	}
+	return nb
 }

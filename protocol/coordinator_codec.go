@@ -11,7 +11,7 @@ import (
 // Errors a coordinator decoder returns for input that cannot be a message
 // at all; the coordinator maps them to WebSocket close codes (1009, 1007).
 var (
-	ErrMessageTooLarge = errors.New("protocol: coordinator message larger than 64 KiB")
+	ErrMessageTooLarge = errors.New("protocol: coordinator message larger than 64 KiB (192 KiB for join)")
 	ErrInvalidUTF8     = errors.New("protocol: coordinator message is not valid UTF-8")
 )
 
@@ -48,17 +48,25 @@ func EncodeCoordinatorMessage(m CoordinatorMessage) ([]byte, error) {
 		out = append(out, ',')
 	}
 	out = append(out, body[1:]...)
-	if len(out) > MaxCoordinatorMessageSize {
+	if len(out) > maxMessageSize(m.CoordinatorType()) {
 		return nil, ErrMessageTooLarge
 	}
 	return out, nil
+}
+
+// maxMessageSize is the size limit of a message of type typ.
+func maxMessageSize(typ string) int {
+	if typ == TypeJoin {
+		return MaxJoinMessageSize
+	}
+	return MaxCoordinatorMessageSize
 }
 
 // DecodeCoordinatorMessage parses and validates one coordinator message.
 // Unknown fields are ignored so that a later minor revision may add some;
 // an unknown type is an error.
 func DecodeCoordinatorMessage(data []byte) (CoordinatorMessage, error) {
-	if len(data) > MaxCoordinatorMessageSize {
+	if len(data) > MaxJoinMessageSize {
 		return nil, ErrMessageTooLarge
 	}
 	if !utf8.Valid(data) {
@@ -72,6 +80,9 @@ func DecodeCoordinatorMessage(data []byte) (CoordinatorMessage, error) {
 	}
 	if head.Type == nil {
 		return nil, errors.New(`protocol: missing "type"`)
+	}
+	if len(data) > maxMessageSize(*head.Type) {
+		return nil, ErrMessageTooLarge
 	}
 	m := newCoordinatorMessage(*head.Type)
 	if m == nil {

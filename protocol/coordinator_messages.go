@@ -14,8 +14,13 @@ const CoordinatorVersion = 1
 // Limits on coordinator messages. They bound what a decoder allocates, so
 // the numbers are part of the protocol: both ends enforce them.
 const (
-	// MaxCoordinatorMessageSize bounds one message, in bytes of JSON.
+	// MaxCoordinatorMessageSize bounds one message, in bytes of JSON,
+	// except a Join.
 	MaxCoordinatorMessageSize = 64 << 10
+	// MaxJoinMessageSize bounds a Join, whose bitfield for MaxBlocks
+	// blocks alone is 174,764 characters of base64; with the longest URL
+	// (its characters \u-escaped) it still fits.
+	MaxJoinMessageSize = 192 << 10
 	// MaxSDPSize bounds the SDP of an offer or answer.
 	MaxSDPSize = 16 << 10
 	// MaxCandidateSize bounds one ICE candidate line.
@@ -35,8 +40,7 @@ const (
 	// MaxCodeSize bounds an Error code.
 	MaxCodeSize = 32
 	// MaxBitfieldBytes bounds a decoded bitfield: one bit per block, up to
-	// MaxBlocks. MaxCoordinatorMessageSize binds first in practice (about
-	// 390,000 blocks fit in one Join).
+	// MaxBlocks.
 	MaxBitfieldBytes = MaxBlocks / 8
 	// MaxCounter bounds the byte counters of Stats: the largest integer a
 	// JavaScript number holds exactly (2^53 - 1).
