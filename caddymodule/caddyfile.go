@@ -18,7 +18,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, ab, dashboard, auto, ice_server, stun, turn, backplane"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, max_connections_per_address, ab, dashboard, auto, ice_server, stun, turn, backplane"
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -40,6 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    inject_exclude   <paths...>
 //	    allowed_origins  <origins...>
 //	    max_neighbours   <n>
+//	    max_connections_per_address <n>|off
 //	    ab               <percent>
 //	    dashboard
 //	    auto             <patterns...>
@@ -136,6 +137,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_neighbours: %q is not a positive whole number", d.Val())
 			}
 			h.MaxNeighbours = n
+		case "max_connections_per_address":
+			if !d.NextArg() {
+				return d.Errf("max_connections_per_address needs a positive whole number or off, such as 50")
+			}
+			if d.Val() == "off" {
+				h.MaxConnectionsPerAddress = -1
+				break
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 1 {
+				return d.Errf("max_connections_per_address: %q is not a positive whole number or off", d.Val())
+			}
+			h.MaxConnectionsPerAddress = n
 		case "ab":
 			if !d.NextArg() {
 				return d.Errf("ab needs the percentage of visitors in the P2P group, such as 50")

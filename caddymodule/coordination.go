@@ -18,17 +18,18 @@ func (h *Handler) newCoordinator() (*coordinator.Coordinator, error) {
 		return nil, err
 	}
 	c, err := coordinator.New(coordinator.Config{
-		Backplane:      bp,
-		KnownSiteSwarm: h.manifests.Known,
-		Site:           siteOf,
-		SwarmBlocks:    h.manifests.Blocks,
-		SwarmSize:      h.manifests.Size,
-		MaxNeighbours:  h.MaxNeighbours,
-		AllowedOrigins: h.AllowedOrigins,
-		ClientIP:       clientIP,
-		Loaded:         h.limiter.Loaded,
-		ICEServers:     h.iceServersFor,
-		Logger:         h.logger.Named("coordinator"),
+		Backplane:                bp,
+		KnownSiteSwarm:           h.manifests.Known,
+		Site:                     siteOf,
+		SwarmBlocks:              h.manifests.Blocks,
+		SwarmSize:                h.manifests.Size,
+		MaxNeighbours:            h.MaxNeighbours,
+		MaxConnectionsPerAddress: h.MaxConnectionsPerAddress,
+		AllowedOrigins:           h.AllowedOrigins,
+		ClientIP:                 clientIP,
+		Loaded:                   h.limiter.Loaded,
+		ICEServers:               h.iceServersFor,
+		Logger:                   h.logger.Named("coordinator"),
 	})
 	if err != nil && bp != nil {
 		bp.Close()

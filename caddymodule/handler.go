@@ -32,6 +32,8 @@ const (
 	DefaultMinSize   = 256 << 10
 	DefaultMaxSize   = 4 << 30
 	DefaultCacheSize = 256 << 20
+
+	defaultConnectionsPerAddress = coordinator.DefaultMaxConnectionsPerAddress
 )
 
 // Handler makes the site's large public files shareable between its
@@ -100,6 +102,12 @@ type Handler struct {
 	// MaxNeighbours is how many peers the coordinator keeps suggesting to
 	// each visitor. Default: 6.
 	MaxNeighbours int `json:"max_neighbours,omitempty"`
+
+	// MaxConnectionsPerAddress caps the coordinator WebSockets one client
+	// address (Caddy's client IP, so trusted_proxies applies; IPv6 by
+	// /64) may hold; past it the upgrade is answered 429. Default: 50;
+	// -1 turns the cap off.
+	MaxConnectionsPerAddress int `json:"max_connections_per_address,omitempty"`
 
 	// Inject adds the client tag to HTML pages going out. Default: true.
 	Inject *bool `json:"inject,omitempty"`

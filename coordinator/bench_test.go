@@ -83,7 +83,8 @@ func runBenchServer() int {
 	for i := 0; i < benchSwarms; i++ {
 		known[benchSwarmID(i)] = true
 	}
-	c, err := New(Config{KnownSwarm: func(id string) bool { return known[id] }})
+	// Every load-test client comes from 127.0.0.1: no per-address cap.
+	c, err := New(Config{KnownSwarm: func(id string) bool { return known[id] }, MaxConnectionsPerAddress: -1})
 	if err != nil {
 		fmt.Println("ERR", err)
 		return 1

@@ -25,6 +25,7 @@ type client struct {
 	c        *Coordinator
 	ws       *websocket.Conn
 	site     string // Config.Site of the upgrade request
+	addr     string // AddressKey of its client IP
 	net      string
 	send     chan []byte
 	quit     chan struct{} // closed once: the write pump closes with closeCode
@@ -46,8 +47,8 @@ type client struct {
 	swarms map[string]struct{}
 }
 
-func newClient(c *Coordinator, ws *websocket.Conn, site, netKey string) *client {
-	return &client{c: c, ws: ws, site: site, net: netKey, send: make(chan []byte, c.cfg.SendQueue),
+func newClient(c *Coordinator, ws *websocket.Conn, site, addr, netKey string) *client {
+	return &client{c: c, ws: ws, site: site, addr: addr, net: netKey, send: make(chan []byte, c.cfg.SendQueue),
 		quit: make(chan struct{}), readDone: make(chan struct{}), swarms: make(map[string]struct{})}
 }
 

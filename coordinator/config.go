@@ -11,6 +11,10 @@ import (
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
+// DefaultMaxConnectionsPerAddress is Config.MaxConnectionsPerAddress's
+// default.
+const DefaultMaxConnectionsPerAddress = 50
+
 // Config configures a Coordinator. Zero fields take the defaults named in
 // their comments; KnownSwarm or KnownSiteSwarm is required.
 type Config struct {
@@ -53,6 +57,12 @@ type Config struct {
 	// MaxConnections caps open connections; over it ServeHTTP answers 503.
 	// Default 100,000.
 	MaxConnections int
+	// MaxConnectionsPerAddress caps the connections of one client address
+	// (ClientIP: an IPv4 address or an IPv6 /64, AddressKey); over it
+	// ServeHTTP answers 429. Default DefaultMaxConnectionsPerAddress; a
+	// negative value turns the cap off. Behind a proxy, ClientIP must see
+	// through it, or every visitor shares the proxy's address.
+	MaxConnectionsPerAddress int
 	// BanReporters is how many distinct peers must report a peer before it
 	// is no longer introduced to anyone in that swarm. Default 2. A single
 	// report always stops the reporter and the reported peer from being
@@ -124,6 +134,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	def(&cfg.MaxPeersPerSwarm, 50000)
 	def(&cfg.MaxSwarmsPerConn, 8)
 	def(&cfg.MaxConnections, 100000)
+	def(&cfg.MaxConnectionsPerAddress, DefaultMaxConnectionsPerAddress)
 	def(&cfg.BanReporters, 2)
 	def(&cfg.MessagesPerSecond, 50)
 	def(&cfg.MessageBurst, 200)

@@ -34,7 +34,8 @@ type Coordinator struct {
 	mu      sync.Mutex
 	closed  bool
 	clients map[*client]struct{}
-	peers   int // clients past hello
+	perAddr map[string]int // connections by AddressKey, reserved before upgrading
+	peers   int            // clients past hello
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -51,6 +52,7 @@ func New(cfg Config) (*Coordinator, error) {
 		bp:      cfg.Backplane,
 		log:     cfg.Logger,
 		clients: make(map[*client]struct{}),
+		perAddr: make(map[string]int),
 		stop:    make(chan struct{}),
 	}
 	if c.bp == nil {

@@ -22,20 +22,24 @@ func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "p2pxhr: WebSocket upgrade expected", http.StatusBadRequest)
 		return
 	}
-	c.mu.Lock()
-	full := c.closed || len(c.clients) >= c.cfg.MaxConnections
-	c.mu.Unlock()
-	if full {
-		http.Error(w, "p2pxhr: coordinator unavailable", http.StatusServiceUnavailable)
+	ip := c.cfg.ClientIP(r)
+	addr := AddressKey(ip)
+	if status := c.admit(addr); status != 0 {
+		msg := "p2pxhr: coordinator unavailable"
+		if status == http.StatusTooManyRequests {
+			msg = "p2pxhr: too many coordinator connections from your address"
+		}
+		http.Error(w, msg, status)
 		return
 	}
 	ws, err := c.upgrader.Upgrade(hijackable(w), r, nil)
 	if err != nil {
 		// gorilla has already answered with the reason.
 		c.log.Debug("websocket upgrade failed", zap.Error(err))
+		c.release(addr)
 		return
 	}
-	cl := newClient(c, ws, c.cfg.Site(r), networkKey(c.cfg.ClientIP(r)))
+	cl := newClient(c, ws, c.cfg.Site(r), addr, networkKey(ip))
 	if c.cfg.ICEServers != nil {
 		cl.iceServers = c.cfg.ICEServers(r)
 	}
@@ -43,6 +47,7 @@ func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.closed {
 		c.mu.Unlock()
 		ws.Close()
+		c.release(addr)
 		return
 	}
 	c.clients[cl] = struct{}{}
@@ -97,9 +102,44 @@ func (c *Coordinator) OriginAllowed(r *http.Request) bool {
 	return false
 }
 
+// admit reserves a connection for a client at addr, or says why not:
+// 503 when the coordinator is closed or full, 429 when addr holds
+// MaxConnectionsPerAddress connections already.
+func (c *Coordinator) admit(addr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed || len(c.clients) >= c.cfg.MaxConnections:
+		return http.StatusServiceUnavailable
+	case addr != "" && c.cfg.MaxConnectionsPerAddress > 0 && c.perAddr[addr] >= c.cfg.MaxConnectionsPerAddress:
+		return http.StatusTooManyRequests
+	}
+	if addr != "" {
+		c.perAddr[addr]++
+	}
+	return 0
+}
+
+// release gives back what admit reserved for addr.
+func (c *Coordinator) release(addr string) {
+	c.mu.Lock()
+	c.releaseLocked(addr)
+	c.mu.Unlock()
+}
+
+func (c *Coordinator) releaseLocked(addr string) {
+	if addr == "" {
+		return
+	}
+	if c.perAddr[addr]--; c.perAddr[addr] <= 0 {
+		delete(c.perAddr, addr)
+	}
+}
+
 func (c *Coordinator) unregister(cl *client, welcomed bool) {
 	c.mu.Lock()
 	delete(c.clients, cl)
+	c.releaseLocked(cl.addr)
 	if welcomed {
 		c.peers--
 	}

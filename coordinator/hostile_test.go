@@ -1,8 +1,11 @@
 package coordinator
 
 import (
+	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -95,4 +98,45 @@ func (tc *testClient) join2(swarm string, n int) *protocol.Neighbours {
 		tc.t.Fatalf("join answered with %#v", nb)
 	}
 	return nb
+}
+
+// One address holds at most MaxConnectionsPerAddress connections; a
+// connection that closes gives its place back.
+func TestConnectionsPerAddressCap(t *testing.T) {
+	_, url := startServer(t, Config{MaxConnectionsPerAddress: 2}, nil)
+	a := dial(t, url)
+	dial(t, url)
+	if _, res, err := dialRaw(t, url, nil); err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third connection from one address: %v, %v", err, res)
+	}
+	a.ws.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ws, _, err := dialRaw(t, url, nil)
+		if err == nil {
+			ws.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed connection never gave its place back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAddressKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
+	} {
+		if got := AddressKey(netip.MustParseAddr(in)); got != want {
+			t.Errorf("AddressKey(%s) = %q, want %q", in, got, want)
+		}
+	}
+	if AddressKey(netip.Addr{}) != "" {
+		t.Error("an invalid address has a key")
+	}
 }

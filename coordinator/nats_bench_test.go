@@ -47,7 +47,7 @@ func TestNATSLatency(t *testing.T) {
 // index and peer index, the URL a peer dials and the node it lands on.
 func benchTargets(t *testing.T, mode string) func(swarm, i int) (string, int) {
 	if mode == "memory" {
-		_, url := startServer(t, Config{KnownSwarm: func(string) bool { return true }}, nil)
+		_, url := startServer(t, Config{KnownSwarm: func(string) bool { return true }, MaxConnectionsPerAddress: -1}, nil)
 		return func(int, int) (string, int) { return url, 0 }
 	}
 	ns := startNATS(t, 0)

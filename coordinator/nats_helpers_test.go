@@ -66,7 +66,9 @@ func startNode(t testing.TB, natsURL, id string) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Config{KnownSwarm: func(string) bool { return true }, Backplane: bp, Logger: testLogger(t)})
+	// Tests and load tests dial every peer from 127.0.0.1: no per-address cap.
+	c, err := New(Config{KnownSwarm: func(string) bool { return true }, Backplane: bp, Logger: testLogger(t),
+		MaxConnectionsPerAddress: -1})
 	if err != nil {
 		bp.Close()
 		t.Fatal(err)
