@@ -80,8 +80,9 @@ func hijackable(w http.ResponseWriter) http.ResponseWriter {
 }
 
 // OriginAllowed applies the same-origin rule to a request: no Origin (a
-// non-browser peer), an Origin whose host is the request's Host, or one of
-// AllowedOrigins. The module uses it for its other client-facing routes.
+// non-browser peer), an Origin whose scheme and host are the request's
+// site (Config.Site), or one of AllowedOrigins. The module uses it for its
+// other client-facing routes.
 func (c *Coordinator) OriginAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -91,7 +92,7 @@ func (c *Coordinator) OriginAllowed(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if sameOrigin(u.Scheme+"://"+u.Host, c.cfg.Site(r)) {
 		return true
 	}
 	for _, a := range c.cfg.AllowedOrigins {
@@ -159,4 +160,22 @@ func AddressKey(ip netip.Addr) string {
 	}
 	p, _ := ip.Prefix(64)
 	return p.String()
+}
+
+// sameOrigin compares two origins (scheme://host[:port]): scheme and host
+// case-insensitively, a default port (80 for http, 443 for https) the same
+// as none.
+func sameOrigin(a, b string) bool {
+	return strings.EqualFold(canonicalOrigin(a), canonicalOrigin(b))
+}
+
+func canonicalOrigin(o string) string {
+	o = strings.ToLower(o)
+	switch {
+	case strings.HasPrefix(o, "http://"):
+		return strings.TrimSuffix(o, ":80")
+	case strings.HasPrefix(o, "https://"):
+		return strings.TrimSuffix(o, ":443")
+	}
+	return o
 }

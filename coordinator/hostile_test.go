@@ -140,3 +140,54 @@ func TestAddressKey(t *testing.T) {
 		t.Error("an invalid address has a key")
 	}
 }
+
+// Same origin means same scheme too: a page of http://host may not use
+// the coordinator of https://host, nor the other way round.
+func TestOriginCheckComparesTheScheme(t *testing.T) {
+	_, url := startServer(t, Config{}, nil) // served over plain http
+	host := strings.TrimPrefix(url, "ws://")
+	for origin, want := range map[string]int{
+		"http://" + host:                  http.StatusSwitchingProtocols,
+		"HTTP://" + strings.ToUpper(host): http.StatusSwitchingProtocols,
+		"https://" + host:                 http.StatusForbidden,
+		"ws://" + host:                    http.StatusForbidden,
+	} {
+		_, resp, err := dialRaw(t, url, http.Header{"Origin": {origin}})
+		if resp == nil {
+			t.Fatalf("%s: %v", origin, err)
+		}
+		if resp.StatusCode != want {
+			t.Errorf("Origin %s: status %d, want %d", origin, resp.StatusCode, want)
+		}
+	}
+	// The site as Config.Site names it (a proxy in front terminated TLS).
+	_, tlsURL := startServer(t, Config{Site: func(r *http.Request) string { return "https://" + r.Host }}, nil)
+	tlsHost := strings.TrimPrefix(tlsURL, "ws://")
+	for origin, want := range map[string]int{
+		"https://" + tlsHost: http.StatusSwitchingProtocols,
+		"http://" + tlsHost:  http.StatusForbidden,
+	} {
+		_, resp, _ := dialRaw(t, tlsURL, http.Header{"Origin": {origin}})
+		if resp == nil || resp.StatusCode != want {
+			t.Errorf("behind TLS, Origin %s: %v, want %d", origin, resp, want)
+		}
+	}
+}
+
+func TestSameOriginDefaultPorts(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"https://a.test", "https://a.test:443", true},
+		{"http://a.test:80", "http://a.test", true},
+		{"http://a.test:443", "http://a.test", false},
+		{"https://a.test", "http://a.test", false},
+		{"https://A.test", "https://a.TEST", true},
+		{"http://[::1]:80", "http://[::1]", true},
+	} {
+		if got := sameOrigin(c.a, c.b); got != c.same {
+			t.Errorf("sameOrigin(%s, %s) = %v", c.a, c.b, got)
+		}
+	}
+}

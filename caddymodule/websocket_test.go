@@ -86,3 +86,29 @@ func TestConnectionsPerAddressSubdirective(t *testing.T) {
 		}
 	}
 }
+
+// The coordinator's same-origin check compares schemes too, with the
+// scheme a trusted proxy says it terminated TLS for.
+func TestOriginCheckComparesTheSchemeThroughCaddy(t *testing.T) {
+	base := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	global := strings.Replace(testcaddy.GlobalOptions(), "admin off", "admin off\n\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}", 1)
+	startCaddyfile(t, global+base+" {\n\tp2pxhr\n\trespond \"site\"\n}\n", base)
+	host := strings.TrimPrefix(base, "http://")
+	for _, c := range []struct {
+		origin, proto string
+		want          int
+	}{
+		{"http://" + host, "", http.StatusSwitchingProtocols},
+		{"https://" + host, "", http.StatusForbidden},
+		{"https://" + host, "https", http.StatusSwitchingProtocols},
+		{"http://" + host, "https", http.StatusForbidden},
+	} {
+		hdr := http.Header{"Origin": {c.origin}}
+		if c.proto != "" {
+			hdr.Set("X-Forwarded-Proto", c.proto)
+		}
+		if _, status := dialFrom(t, base, "127.0.0.1", hdr); status != c.want {
+			t.Errorf("Origin %s, X-Forwarded-Proto %q: status %d, want %d", c.origin, c.proto, status, c.want)
+		}
+	}
+}
