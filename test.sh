@@ -3,8 +3,32 @@
 # peers and real headless Chromium and Firefox. Installs what it needs on a
 # fresh Debian machine with Go: the Go modules, Debian's chromium and
 # firefox-esr, and the Node browser driver (npm, pinned by its lockfile).
+#
+#   ./test.sh                       everything; each fuzz target runs 5 s
+#   FUZZ_SECONDS=60 ./test.sh       the same, fuzzing longer
+#   ./test.sh fuzz                  only the fuzz targets, 300 s each
+#   FUZZ_SECONDS=3600 ./test.sh fuzz
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# Every fuzz target for FUZZ_SECONDS beyond its committed seed corpus
+# (the seed corpus itself also runs as part of the ordinary tests).
+run_fuzz() {
+	local seconds=$1
+	for pkg in $(go list ./...); do
+		dir=$(go list -f '{{.Dir}}' "$pkg")
+		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+			echo "== fuzz $pkg $target (${seconds}s)"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "${seconds}s" "$pkg"
+		done
+	done
+}
+
+if [ "${1:-}" = fuzz ]; then
+	go mod download
+	run_fuzz "${FUZZ_SECONDS:-300}"
+	exit 0
+fi
 
 # Browsers for the browser tests: Debian's chromium and firefox-esr.
 missing=()
@@ -43,16 +67,7 @@ echo "== go vet"
 go vet ./...
 
 
-# Every fuzz target for a few seconds beyond its committed seed corpus
-# (the seed corpus itself also runs as part of the ordinary tests).
-fuzz_seconds=${FUZZ_SECONDS:-5}
-for pkg in $(go list ./...); do
-	dir=$(go list -f '{{.Dir}}' "$pkg")
-	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
-		echo "== fuzz $pkg $target (${fuzz_seconds}s)"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${fuzz_seconds}s" "$pkg"
-	done
-done
+run_fuzz "${FUZZ_SECONDS:-5}"
 
 # Last, so the closing lines are the whole suite's summary.
 echo "== go test -race"

@@ -76,3 +76,20 @@ func FuzzManifestURL(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRangeCacheKey checks that two versions of a resource never share a
+// range-cache key: keys are equal exactly when site, request URI, ETag,
+// Last-Modified and length all are, whatever bytes the fields hold.
+func FuzzRangeCacheKey(f *testing.F) {
+	f.Add("http://a.test", "/f.bin", `"1"`, "", int64(10), "http://a.test", "/f.bin", `"1"`, "", int64(10))
+	f.Add("http://a.test", "/f.bin", `"1"`, "x", int64(10), "http://a.test", "/f.bin", `"1`, `"x`, int64(10))
+	f.Add("http://a.test", "/f", "", "", int64(1), "http://a.test/f", "", "", "", int64(1))
+	f.Add("http://a.test", "/f.bin\x00x", "1", "", int64(10), "http://a.test", "/f.bin", "x\x001", "", int64(10))
+	f.Fuzz(func(t *testing.T, site1, uri1, etag1, lm1 string, n1 int64, site2, uri2, etag2, lm2 string, n2 int64) {
+		same := site1 == site2 && uri1 == uri2 && etag1 == etag2 && lm1 == lm2 && n1 == n2
+		k1, k2 := rangeCacheKey(site1, uri1, etag1, lm1, n1), rangeCacheKey(site2, uri2, etag2, lm2, n2)
+		if (k1 == k2) != same {
+			t.Fatalf("keys %q and %q for versions that are equal: %v", k1, k2, same)
+		}
+	})
+}
