@@ -29,6 +29,15 @@ const maxBuildTime = 10 * time.Minute
 // errBuildAbandoned ends a build that every requester stopped waiting for.
 var errBuildAbandoned = errors.New("p2pxhr: every requester of the manifest went away")
 
+// buildContextError says why a build's context ended: every requester
+// left (errBuildAbandoned), or the build ran past maxBuildTime.
+func buildContextError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return refuse(http.StatusGatewayTimeout, "the origin took longer than %v to send the resource", maxBuildTime)
+	}
+	return errBuildAbandoned
+}
+
 // buildGroup runs at most one manifest build per key for any number of
 // requesters. Unlike singleflight, a build is not the first requester's:
 // it runs on a context of its own, detached from every request and
@@ -119,7 +128,7 @@ func serveBuild(ctx context.Context, logger *zap.Logger, serve func(), stoppedBy
 		case v == http.ErrAbortHandler && stoppedByUs():
 			err = nil
 		case v == http.ErrAbortHandler && ctx.Err() != nil:
-			err = errBuildAbandoned
+			err = buildContextError(ctx)
 		case v == http.ErrAbortHandler:
 			err = refuse(http.StatusBadGateway, "the origin broke off its response")
 		default:

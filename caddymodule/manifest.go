@@ -256,7 +256,7 @@ func (s *manifestService) fetch(ctx context.Context, server http.Handler, tmpl *
 	defer bw.releaseSlot()
 	err = serveBuild(ctx, s.h.logger, func() { server.ServeHTTP(bw, vr) }, bw.stopped)
 	if err == nil && ctx.Err() != nil {
-		err = errBuildAbandoned
+		err = buildContextError(ctx)
 	}
 	if err != nil {
 		if errors.Is(err, errBuildAbandoned) {
