@@ -290,6 +290,9 @@ func (h *Handler) Cleanup() error {
 	if h.ranges != nil {
 		errs = append(errs, h.ranges.close())
 	}
+	if h.manifests != nil {
+		h.manifests.builds.stop()
+	}
 	errs = append(errs, h.ice.close())
 	return errors.Join(errs...)
 }
