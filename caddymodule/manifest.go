@@ -435,5 +435,6 @@ func (b *buildWriter) finish() (*protocol.Manifest, error) {
 	m.ETag = b.header.Get("ETag")
 	m.LastModified = b.header.Get("Last-Modified")
 	m.ContentType = b.header.Get("Content-Type")
+	m.Headers = sharedResponseHeaders(b.header)
 	return m, nil
 }

@@ -38,6 +38,12 @@ type Manifest struct {
 	ETag         string   `json:"etag,omitempty"`
 	LastModified string   `json:"lastModified,omitempty"`
 	ContentType  string   `json:"contentType,omitempty"`
+	// Headers are the origin's response headers as a page reading the
+	// response would see them: lowercase names, several values of one
+	// name joined by ", ". Set-Cookie, hop-by-hop headers and those that
+	// describe one response rather than the resource (Date, Age) are left
+	// out. Optional: clients fall back to the fields above.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // BlockCount returns how many blocks a resource of size bytes has.
