@@ -19,8 +19,12 @@ const MAX_RESTARTS = 3, MAX_RECENT = 64;
 // neighbour is ever introduced and nobody learns that this page has blocks.
 const NO_LINK = { ready: false, loaded: false, peer: '', join() {}, leave() {}, send() {}, iceServers: () => [], connection() {} };
 const timedOut = (r) => r === 'timeout' || (r && r.name === 'TimeoutError');
-// Headers a page may set without changing the response it gets.
-const HARMLESS = /^(cache-control|pragma|x-requested-with)$/i;
+// Request headers that make a request personal or change what the origin
+// answers (a range, a condition, another method) send it natively. Any
+// other header may be set: the module shares no response that varies on
+// a request header it does not key on, so a manifest means that header
+// cannot change the bytes (jQuery's and axios's Accept, say).
+const PERSONAL = /^(range|if-.*|x-http-method(-override)?|x-method-override)$|auth|cookie|token|session|secret|key|csrf|xsrf|signature/i;
 
 export class Client {
   constructor(config) {
@@ -55,16 +59,22 @@ export class Client {
   httpOnly() { return this.config.group === 'http'; }
 
   /**
-   * The absolute URL if a request may be shared: P2P on, WebRTC present, a
-   * GET to this origin without credentials or headers that change the response.
+   * The absolute URL, without fragment, if a request may be shared: P2P
+   * on, WebRTC present, a GET to this origin without credentials or a
+   * header that makes it personal. A relative url resolves against the
+   * document's base URL, as XHR and fetch resolve it.
    * @returns {URL|null}
    */
   shareable(method, url, withCredentials, headerNames) {
     if (!this.config.p2p || typeof RTCPeerConnection !== 'function' || !crypto.subtle) return null;
     if (String(method).toUpperCase() !== 'GET' || withCredentials) return null;
-    if (headerNames.some((h) => !HARMLESS.test(h))) return null;
+    if (headerNames.some((h) => PERSONAL.test(h))) return null;
+    // A page in another encoding encodes a query's non-ASCII characters in it.
+    if (document.characterSet !== 'UTF-8' && /[^\x00-\x7f]/.test(String(url))) return null;
     let u;
-    try { u = new URL(url, location.href); } catch { return null; }
+    try { u = new URL(url, document.baseURI); } catch { return null; }
+    if (u.username || u.password) return null;
+    u.hash = '';
     return u.origin === location.origin && !u.pathname.startsWith(this.config.prefix) ? u : null;
   }
 
@@ -82,7 +92,8 @@ export class Client {
    * Fetches u into a verified Blob. Resolves null when the module says the
    * resource is not shareable (nothing started yet: the caller delegates).
    * hooks.onManifest(m) fires once the first manifest is known;
-   * hooks.onProgress(stats) after every verified block. A download that got
+   * hooks.onProgress(stats, store) after every verified block, store
+   * holding the blocks verified so far. A download that got
    * as far as a manifest is reported once: ok, error or abort (an abort
    * for a timeout, XHR's or AbortSignal.timeout()'s, counts as an error).
    */
@@ -126,7 +137,7 @@ export class Client {
             stats.bytesFromPeers = base.peers + d.fromPeers;
             stats.peers = Math.max(stats.peers, d.peersUsed.size);
             stats.loaded = swarm.store.bytes;
-            hooks.onProgress(stats);
+            hooks.onProgress(stats, swarm.store);
           });
           await (d.promise = d.run(signal));
         }
@@ -194,7 +205,9 @@ export class Client {
    */
   stats(url) {
     if (url !== undefined) {
-      const j = this.recent.get(new URL(url, location.href).href);
+      const u = new URL(url, document.baseURI);
+      u.hash = '';
+      const j = this.recent.get(u.href);
       return j ? { state: j.state, ...j.stats, durationMs: j.durationMs } : null;
     }
     let peers = 0;

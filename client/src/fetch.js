@@ -1,31 +1,118 @@
 // peer5.fetch: window.fetch for pages written against fetch. A shareable
-// GET resolves to a Response built from the verified Blob; anything else
-// (or a resource the module does not share) goes to the native fetch.
+// GET resolves, as a native fetch does, once the headers are known (the
+// manifest), to a Response shown as the browser shows a same-origin one
+// (type "basic", the URL without its fragment, the origin's headers); its
+// body streams the verified bytes in order. Anything else, or a resource
+// the module does not share, goes to the native fetch taken when the
+// client loaded.
+import { nativeFetch } from './native.js';
+import { sharedHeaders } from './response.js';
+
+const CHUNK = 256 << 10;
+const state = new WeakMap();
+
+// SharedResponse is a Response with what a constructed one lacks: the
+// fetched URL, type "basic", and where its bytes came from.
+class SharedResponse extends Response {
+  constructor(job, body, headers, url, stats) {
+    super(body, { status: 200, statusText: 'OK', headers });
+    state.set(this, { job, headers, url, stats });
+  }
+
+  get url() { return state.get(this).url; }
+  get type() { return 'basic'; }
+  /** {bytesFromHttp, bytesFromPeers, peers}, as request.stats; final when the body has ended. */
+  get stats() { return state.get(this).stats; }
+
+  clone() {
+    const s = state.get(this);
+    return new SharedResponse(s.job, super.clone().body, s.headers, s.url, s.stats);
+  }
+}
+
+// Reading a body that failed rejects with the failure itself (an abort's
+// reason, say), as a native response's does, not Chromium's generic
+// TypeError for a stream that errored.
+for (const m of ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text']) {
+  const read = Response.prototype[m];
+  if (typeof read !== 'function') continue;
+  Object.defineProperty(SharedResponse.prototype, m, {
+    configurable: true, enumerable: true, writable: true,
+    value: function () { return read.call(this).catch((e) => { throw state.get(this).job.failure || e; }); },
+  });
+}
+
+// bodyStream gives a transfer's bytes in order: verified blocks from the
+// store while it runs, then the rest from the finished Blob.
+function bodyStream(job) {
+  let offset = 0, next = 0;
+  return new ReadableStream({
+    type: 'bytes',
+    async pull(c) {
+      for (;;) {
+        if (job.result) {
+          const blob = job.result.blob;
+          if (offset >= blob.size) return c.close();
+          const chunk = new Uint8Array(await blob.slice(offset, offset + CHUNK).arrayBuffer());
+          offset += chunk.length;
+          return c.enqueue(chunk);
+        }
+        if (job.failure) return c.error(job.failure);
+        if (job.store && job.store.has(next)) {
+          const b = await job.store.read(next);
+          if (b && !job.result) {
+            next++;
+            offset += b.length;
+            return c.enqueue(b);
+          }
+          continue;
+        }
+        await new Promise((r) => { job.wake = r; });
+      }
+    },
+    cancel(reason) { job.ac.abort(reason); },
+  });
+}
 
 export function makeFetch(client) {
-  return async function p2pFetch(input, init) {
-    init = init || {};
-    const method = init.method || 'GET';
-    const plain = (typeof input === 'string' || input instanceof URL) && init.body == null && !init.integrity &&
-      !(init.headers && [...new Headers(init.headers)].length);
-    const u = plain && client.shareable(method, String(input), init.credentials === 'include', []);
-    if (u) {
-      let r = null;
-      try {
-        r = await client.transfer(u, { onManifest() {}, onProgress() {} }, init.signal);
-      } catch (err) {
-        if (err && err.name === 'AbortError') throw err;
-      }
-      if (r) {
-        const m = r.manifest, headers = { 'content-type': m.contentType || 'application/octet-stream', 'content-length': String(m.size) };
-        if (m.etag) headers.etag = m.etag;
-        if (m.lastModified) headers['last-modified'] = m.lastModified;
-        const res = new Response(r.blob, { status: 200, statusText: 'OK', headers });
-        Object.defineProperty(res, 'stats', { value: { bytesFromHttp: r.stats.bytesFromHttp, bytesFromPeers: r.stats.bytesFromPeers, peers: r.stats.peers } });
-        Object.defineProperty(res, 'url', { value: u.href });
-        return res;
-      }
-    }
-    return fetch(input, init);
+  return async function fetch(input, init) {
+    const method = init && init.method !== undefined ? String(init.method) : input instanceof Request ? input.method : 'GET';
+    // Only a GET is looked at: reading a Request with a body would use it up.
+    if (method.toUpperCase() !== 'GET') return nativeFetch(input, init);
+    const req = new Request(input, init); // the browser's own checks and URL resolution
+    const u = !req.integrity && req.credentials !== 'include' && req.cache !== 'only-if-cached' &&
+      client.shareable('GET', req.url, false, [...req.headers.keys()]);
+    if (!u) return nativeFetch(input, init);
+    const signal = req.signal;
+    if (signal.aborted) throw signal.reason;
+    const stats = { bytesFromHttp: 0, bytesFromPeers: 0, peers: 0 };
+    const copy = (st) => Object.assign(stats, { bytesFromHttp: st.bytesFromHttp, bytesFromPeers: st.bytesFromPeers, peers: st.peers });
+    const job = { ac: new AbortController(), store: null, result: null, failure: null, wake() {} };
+    signal.addEventListener('abort', () => job.ac.abort(signal.reason));
+    let headers;
+    const head = new Promise((resolve) => {
+      const wake = () => { const w = job.wake; job.wake = () => {}; w(); };
+      client.transfer(u, {
+        onManifest: (m) => resolve((headers = [...sharedHeaders(m)])),
+        onProgress: (st, store) => { copy(st); job.store = store; wake(); },
+      }, job.ac.signal).then((r) => {
+        if (r) {
+          copy(r.stats);
+          job.result = r;
+        }
+        resolve(null);
+        wake();
+      }, (err) => {
+        // After the headers the body fails as a native one does.
+        job.failure = job.ac.signal.aborted ? job.ac.signal.reason : new TypeError('network error: ' + (err && err.message));
+        resolve(null);
+        wake();
+      });
+    });
+    await head;
+    if (signal.aborted) throw signal.reason;
+    if (headers) return new SharedResponse(job, bodyStream(job), headers, u.href, stats);
+    // Not shared, or failed before the headers: the native fetch tries its luck.
+    return nativeFetch(input, init);
   };
 }

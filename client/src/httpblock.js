@@ -3,6 +3,7 @@
 // versions are never mixed: that, a 416, or a different total size mean
 // OriginChanged and the transfer restarts on a new manifest.
 import { blockRange } from './hash.js';
+import { nativeFetch } from './native.js';
 
 /** The origin no longer serves the bytes of the manifest. */
 export class OriginChanged extends Error {
@@ -17,7 +18,7 @@ export async function fetchBlock(url, manifest, i, signal) {
   // If-Range needs a strong validator.
   const validator = etag && !etag.startsWith('W/') ? etag : manifest.lastModified;
   if (validator) headers['If-Range'] = validator;
-  const res = await fetch(url, { headers, credentials: 'omit', cache: 'no-store', signal });
+  const res = await nativeFetch(url, { headers, credentials: 'omit', cache: 'no-store', signal });
   if (res.status === 206) {
     const cr = res.headers.get('Content-Range') || '';
     const want = `bytes ${off}-${off + n - 1}/`;

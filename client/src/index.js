@@ -1,6 +1,9 @@
 // The entry of the served client.js: reads the options and exposes
 // window.peer5 = { version, config, Request, fetch, stats }, then starts
 // auto mode when the tag names patterns (data-auto).
+// First: the native XMLHttpRequest and fetch are taken as the script runs,
+// before page code can replace them with peer5's.
+import './native.js';
 import { readConfig } from './config.js';
 import { Client } from './client.js';
 import { makeRequest } from './request.js';

@@ -2,16 +2,20 @@
 // a well-formed manifest means "not shareable": the request goes to a
 // native XMLHttpRequest or fetch instead.
 
+import { nativeFetch } from './native.js';
+
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** @returns {Promise<object|null>} the manifest of the same-origin URL u, or null. */
 export async function fetchManifest(prefix, u, signal) {
-  const res = await fetch(prefix + 'manifest?url=' + encodeURIComponent(u.pathname + u.search), {
+  const res = await nativeFetch(prefix + 'manifest?url=' + encodeURIComponent(u.pathname + u.search), {
     credentials: 'omit', cache: 'no-cache', signal,
   });
   if (res.status !== 200) return null;
   const m = await res.json().catch(() => null);
-  return m && valid(m) ? m : null;
+  if (!m || !valid(m)) return null;
+  m.responseDate = res.headers.get('date'); // a shared response shows the server's time of now
+  return m;
 }
 
 function valid(m) {
