@@ -118,6 +118,8 @@ export class Client {
     const stats = job.stats;
     for (let attempt = 0; ; attempt++) {
       const m = await fetchManifest(this.config.prefix, u, signal);
+      // Aborted while the manifest was read is not "not shareable".
+      if (signal && signal.aborted) throw signal.reason;
       if (!m) {
         if (attempt === 0) return null;
         throw new Error('p2pxhr: the resource is no longer shareable');

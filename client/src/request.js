@@ -22,6 +22,10 @@ const nset = (x, p, v) => Reflect.set(N, p, v, x);
 const listen = EventTarget.prototype.addEventListener;
 const dispatch = EventTarget.prototype.dispatchEvent;
 const PROGRESS_INTERVAL = 50;
+// Where Chromium and Firefox disagree (JSON identity, blob type, events
+// after abort() in a handler, upload events for a GET), each page gets its
+// own engine's behaviour: peer5.Request replaces that engine's object.
+const GECKO = typeof window.mozInnerScreenX === 'number';
 const XHR_PROGRESS = ['loadstart', 'progress', 'abort', 'error', 'load', 'timeout', 'loadend'];
 const isText = (rt) => rt === '' || rt === 'text';
 
@@ -58,9 +62,11 @@ function requestError(x, s, t, type) {
   t.sent = false;
   forget(t);
   fire(x, 'readystatechange');
-  // Browsers signal the end to x.upload too, even for a request without a body.
-  dispatch.call(x.upload, progressEvent(type, 0, 0, s.stats));
-  dispatch.call(x.upload, progressEvent('loadend', 0, 0, s.stats));
+  // Chromium signals the end to x.upload too, even for a request without a body.
+  if (!GECKO) {
+    dispatch.call(x.upload, progressEvent(type, 0, 0, s.stats));
+    dispatch.call(x.upload, progressEvent('loadend', 0, 0, s.stats));
+  }
   fire(x, type, 0, 0);
   fire(x, 'loadend', 0, 0);
 }
@@ -109,12 +115,14 @@ function progressStep(x, s, t) {
   }
   t.lastProgress = performance.now();
   t.state = 3;
+  const length = t.length;
   fire(x, 'readystatechange');
-  // Fired whatever the handler did, as the standard (and Chromium) do:
-  // after abort() or open() it reports 0 of 0.
+  // Fired whatever the handler did, as the standard says: after abort()
+  // or open() it reports nothing loaded (of 0 in Chromium, of the length
+  // in Firefox).
   const live = s.t === t && !t.error;
   t.shown = live ? t.loaded : 0;
-  fire(x, 'progress', t.shown, live ? t.length : 0);
+  fire(x, 'progress', t.shown, live || GECKO ? length : 0);
 }
 
 // finish is XHR's "process response end-of-body" for a completed transfer.
@@ -143,14 +151,24 @@ async function finish(x, s, t, r) {
   }
   t.state = 4;
   t.sent = false;
+  const { loaded, length } = t;
   fire(x, 'readystatechange');
-  // A readystatechange handler that called abort() or open() ends it
-  // here; after load, loadend comes whatever the handler did (showing 0
-  // of 0 after an abort()), as natively.
-  if (s.t !== t || t.state !== 4) return;
-  fire(x, 'load', t.loaded, t.length);
-  const live = s.t === t && !t.error;
-  fire(x, 'loadend', live ? t.loaded : 0, live ? t.length : 0);
+  // A readystatechange handler that called abort() or open() ends it here
+  // in Chromium; Firefox, as the standard, fires load and loadend anyway.
+  // After load, loadend comes whatever the handler did (Chromium shows 0
+  // of 0 after an abort()).
+  if (!GECKO && (s.t !== t || t.state !== 4)) return;
+  fire(x, 'load', loaded, length);
+  const live = GECKO || (s.t === t && !t.error);
+  fire(x, 'loadend', live ? loaded : 0, live ? length : 0);
+}
+
+// blobType is the type of a blob response: the final MIME type's essence;
+// Firefox keeps an override's parameters (its charset lowercased).
+function blobType(s, t) {
+  const m = finalMime(s, t);
+  if (!GECKO || s.mime === null || !parseMime(s.mime)) return essence(m);
+  return essence(m) + [...m.params].map(([k, v]) => `;${k}=${k === 'charset' ? v.toLowerCase() : v}`).join('');
 }
 
 const statsOf = (st) => ({ bytesFromHttp: st.bytesFromHttp, bytesFromPeers: st.bytesFromPeers, peers: st.peers });
@@ -253,10 +271,12 @@ export function makeRequest(client) {
       const s = states.get(this);
       switch (rt) {
         case 'arraybuffer': return cached(t, rt, () => t.bytes.buffer);
-        case 'blob': return cached(t, rt, () => (t.bytes ? new Blob([t.bytes]) : t.blob).slice(0, t.loaded, essence(finalMime(s, t))));
+        case 'blob': return cached(t, rt, () => (t.bytes ? new Blob([t.bytes]) : t.blob).slice(0, t.loaded, blobType(s, t)));
         case 'document': return cached(t, rt, () => documentOf(this, s, t));
-        // Chromium parses JSON on every read; so do we.
-        case 'json': try { return JSON.parse(new TextDecoder().decode(t.bytes)); } catch { return null; }
+        case 'json': {
+          const parse = () => { try { return JSON.parse(new TextDecoder().decode(t.bytes)); } catch { return null; } };
+          return GECKO ? cached(t, rt, parse) : parse(); // Chromium parses on every read
+        }
       }
       return null;
     }

@@ -447,7 +447,7 @@ scenario('overrideMimeType()', async (ctx) => {
   const url = ctx.url('latin1.txt');
   ctx.share(url);
   const { x, done } = get(ctx, url, '', {
-    readystatechange() {
+    readystatechange(e, x) {
       if (x.readyState === 2) states.push('HEADERS_RECEIVED ' + attempt(() => x.overrideMimeType('text/plain;charset=utf-8')));
       if (x.readyState === 3 && states.length < 2) states.push('LOADING ' + attempt(() => x.overrideMimeType('text/plain')));
       if (x.readyState === 4) states.push('DONE ' + attempt(() => x.overrideMimeType('text/plain')));
