@@ -165,6 +165,8 @@ var explainedDifferences = []struct {
 	why      string
 }{
 	{"", regexp.MustCompile(``), regexp.MustCompile(`^event \w+: isTrusted( #\d+)?$`), "events dispatched by script are never trusted"},
+	{"", regexp.MustCompile(`^responseXML of`), regexp.MustCompile(`^document (URL|documentURI|characterSet)$`),
+		"responseXML is parsed with DOMParser, whose documents have the page's URL and, in Firefox, the characterSet UTF-8"},
 	{"firefox/", regexp.MustCompile(`^(abort\(\)|timeout)`), regexp.MustCompile(`^(rs4|right after abort|after abort settled|after timeout): (responseURL|content-type|response|responseText)$|^LOADING responseText: each a prefix of the final text #2$`),
 		"Firefox keeps parts of an aborted or timed-out response (responseURL, getResponseHeader, an empty ArrayBuffer, the text of a finished one); peer5.Request makes it a network error, as the standard and Chromium do"},
 }

@@ -414,6 +414,24 @@ for (const file of ['latin1.txt', 'bom.txt', 'utf16.txt', 'invalid.txt', 'params
   }
 }
 
+for (const [file, rt] of [['doc.xml', ''], ['doc.xml', 'document'], ['page.html', 'document']]) {
+  scenario(`responseXML of ${file} as "${rt}"`, async (ctx) => {
+    const url = ctx.url(file);
+    if (rt === '') ctx.share(url); // "document" set before send() is delegated
+    const { x, done } = get(ctx, url, rt);
+    await done;
+    let doc = null;
+    ctx.val('responseXML', () => (doc = x.responseXML));
+    if (!doc) return;
+    for (const p of ['contentType', 'characterSet', 'compatMode', 'URL', 'documentURI', 'title']) ctx.val(`document ${p}`, () => doc[p]);
+    ctx.val('root', () => doc.documentElement.nodeName);
+    ctx.val('elements', () => doc.getElementsByTagName('*').length);
+    ctx.val('text of the first element', () => doc.documentElement.firstElementChild.textContent);
+    ctx.val('the same document each time', () => x.responseXML === doc);
+    ctx.val('scripts', () => doc.scripts && doc.scripts.length);
+  });
+}
+
 for (const [file, rt] of [['latin1.txt', 'blob'], ['params.txt', 'blob'], ['data.json', 'json'], ['bom.json', 'json'], ['bad.json', 'json'], ['latin1.txt', 'json']]) {
   scenario(`${file} as "${rt}"`, async (ctx) => {
     const url = ctx.url(file);
@@ -456,6 +474,21 @@ scenario('overrideMimeType()', async (ctx) => {
   await done;
   ctx.rec('overrideMimeType at each state', states.join(', '));
   ctx.val('responseText after overrideMimeType at HEADERS_RECEIVED', () => x.responseText);
+});
+
+scenario('overrideMimeType() before open() and across open()', async (ctx) => {
+  const x = new ctx.X();
+  ctx.val('overrideMimeType when UNSENT', () => x.overrideMimeType('text/plain;charset=UTF-8'));
+  for (const n of [1, 2]) {
+    const url = ctx.url('latin1.txt');
+    ctx.share(url);
+    const done = watch(ctx, x);
+    x.open('GET', url);
+    x.send();
+    await done;
+    ctx.val(`responseText, request ${n}`, () => x.responseText);
+    ctx.val(`content-type, request ${n}`, () => x.getResponseHeader('content-type'));
+  }
 });
 
 scenario('response headers', async (ctx) => {
@@ -795,6 +828,23 @@ scenario('fetch', async (ctx) => {
     ctx.rec('streamed bytes', size);
     ctx.rec('streamed in more than one chunk', chunks > 1);
     ctx.val('bodyUsed after reading', () => r5.bodyUsed);
+  }
+});
+
+scenario('window.fetch = peer5.fetch', async (ctx) => {
+  const saved = window.fetch;
+  window.fetch = ctx.fetch;
+  try {
+    await describeResponse(ctx, 'POST', fetch(ctx.url('text.txt'), { method: 'POST', body: 'a=1' }));
+    await describeResponse(ctx, '404', fetch(ctx.url('missing.txt')));
+    const r = await describeResponse(ctx, 'small', fetch(ctx.url('small.txt')));
+    if (r) ctx.rec('small text', show(await r.text()));
+    const u = ctx.url('data.json');
+    ctx.share(u);
+    const big = await describeResponse(ctx, 'shared', fetch(u, { headers: { Accept: 'application/json' } }));
+    if (big) ctx.rec('shared json', show(await big.json()));
+  } finally {
+    window.fetch = saved;
   }
 });
 
