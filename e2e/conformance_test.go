@@ -87,6 +87,14 @@ func conformanceFiles() []conformanceFile {
 	}
 }
 
+// conformanceDifference is one check whose values differ.
+type conformanceDifference struct {
+	Scenario string `json:"scenario"`
+	Check    string `json:"check"`
+	Native   any    `json:"native"`
+	Peer5    any    `json:"peer5"`
+}
+
 // startConformanceSite serves the suite's page and fixtures: small blocks
 // and a slow origin, so every download has a LOADING phase to observe.
 func startConformanceSite(t *testing.T) string {
@@ -122,15 +130,10 @@ func startConformanceSite(t *testing.T) string {
 
 // conformanceResult is what runConformance() in client/test/conformance.js returns.
 type conformanceResult struct {
-	Checks      int `json:"checks"`
-	Scenarios   int `json:"scenarios"`
-	Differences []struct {
-		Scenario string `json:"scenario"`
-		Check    string `json:"check"`
-		Native   any    `json:"native"`
-		Peer5    any    `json:"peer5"`
-	} `json:"differences"`
-	NotCarried []struct {
+	Checks      int                     `json:"checks"`
+	Scenarios   int                     `json:"scenarios"`
+	Differences []conformanceDifference `json:"differences"`
+	NotCarried  []struct {
 		Scenario string `json:"scenario"`
 		URL      string `json:"url"`
 		State    any    `json:"state"`
@@ -143,14 +146,36 @@ type conformanceResult struct {
 // explained.
 func TestXHRConformance(t *testing.T) {
 	base := startConformanceSite(t)
-	only := os.Getenv("P2PXHR_CONFORMANCE_ONLY") // a RegExp of scenario names, when debugging
+	// A RegExp of scenario names, when debugging.
+	only := regexp.MustCompile(os.Getenv("P2PXHR_CONFORMANCE_ONLY"))
 	for _, kind := range []browsertest.Kind{browsertest.Chromium, browsertest.Firefox} {
 		t.Run(string(kind), func(t *testing.T) {
 			b := browsertest.Launch(t, browsertest.Options{Kind: kind})
 			page := b.Open(t, base+"/test/conformance.html")
-			var r conformanceResult
-			page.Eval(t, 10*time.Minute, "runConformance("+js(only)+")", &r)
-			reportConformance(t, b.Version, r)
+			var names []string
+			page.Eval(t, time.Minute, "scenarioNames()", &names)
+			// One scenario an evaluation: each is bounded in the page (30 s
+			// a run), the whole suite would outlast the driver's timeout.
+			var all conformanceResult
+			for _, name := range names {
+				if !only.MatchString(name) {
+					continue
+				}
+				var r conformanceResult
+				if err := page.EvalErr(2*time.Minute, "runConformance(["+js(name)+"])", &r); err != nil {
+					// A page that hangs (a request that recurses forever) is one
+					// failed check; the next scenario gets a new page.
+					r = conformanceResult{Checks: 1, Scenarios: 1}
+					r.Differences = append(r.Differences, conformanceDifference{Scenario: name, Check: "the scenario ends", Native: true, Peer5: err.Error()})
+					page.Close()
+					page = b.Open(t, base+"/test/conformance.html")
+				}
+				all.Checks += r.Checks
+				all.Scenarios += r.Scenarios
+				all.Differences = append(all.Differences, r.Differences...)
+				all.NotCarried = append(all.NotCarried, r.NotCarried...)
+			}
+			reportConformance(t, b.Version, all)
 		})
 	}
 }
@@ -194,7 +219,7 @@ func reportConformance(t *testing.T, browser string, r conformanceResult) {
 	for _, n := range r.NotCarried {
 		t.Errorf("%s: %s: peer5 delegated %s (state %v); it should carry it", browser, n.Scenario, n.URL, n.State)
 	}
-	if r.Scenarios < 40 || r.Checks < 500 {
+	if os.Getenv("P2PXHR_CONFORMANCE_ONLY") == "" && (r.Scenarios < 80 || r.Checks < 10000) {
 		t.Errorf("%s: only %d scenarios and %d checks ran", browser, r.Scenarios, r.Checks)
 	}
 }

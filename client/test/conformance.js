@@ -898,17 +898,20 @@ async function runOne(name, f, ours) {
   return ctx;
 }
 
+/** scenarioNames lists the suite's scenarios, in order. */
+const scenarioNames = () => scenarios.map(([name]) => name);
+
 /**
- * runConformance runs the scenarios whose name matches `only` (a RegExp
- * source; all by default) and resolves to {checks, differences, notCarried,
- * scenarios}: every label compared, those whose values differ, and the URLs
- * peer5 should have carried itself but delegated.
+ * runConformance runs the scenarios named (an array of names, or a RegExp
+ * source; all by default) and resolves to {checks, differences,
+ * notCarried, scenarios}: every label compared, those whose values differ,
+ * and the URLs peer5 should have carried itself but delegated.
  */
 async function runConformance(only) {
-  const re = only ? new RegExp(only) : null;
+  const re = typeof only === 'string' && only ? new RegExp(only) : null;
   const out = { checks: 0, differences: [], notCarried: [], scenarios: 0 };
   for (const [name, f] of scenarios) {
-    if (re && !re.test(name)) continue;
+    if ((re && !re.test(name)) || (Array.isArray(only) && !only.includes(name))) continue;
     out.scenarios++;
     const a = await runOne(name, f, false);
     const b = await runOne(name, f, true);
