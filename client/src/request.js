@@ -369,6 +369,7 @@ export function makeRequest(client) {
       const u = !s.sent && s.args && super.readyState === 1 && shareable(this, s);
       if (!u) {
         s.sent = true;
+        s.stats = delegatedStats(0);
         return super.send(...a);
       }
       const t = {
