@@ -680,24 +680,30 @@ scenario('responseURL drops the fragment', async (ctx) => {
   ctx.val('responseURL', () => x.responseURL);
 });
 
-scenario('relative URL against <base href>', async (ctx) => {
+// underBase runs f(url, base) with a <base href="/conf/sub/"> in the page and
+// url a fixture's address relative to it.
+async function underBase(ctx, f) {
   const base = document.createElement('base');
   base.href = '/conf/sub/';
   document.head.prepend(base);
   try {
     const rel = '../' + ctx.url('text.txt').slice('/conf/'.length);
     ctx.share(new URL(rel, document.baseURI).href);
-    const x = new ctx.X();
-    const done = watch(ctx, x);
-    x.open('GET', rel);
-    base.href = '/elsewhere/'; // the URL was resolved by open()
-    x.send();
-    await done;
-    snapshot(ctx, x, 'after loadend');
+    await f(rel, base);
   } finally {
     base.remove();
   }
-});
+}
+
+scenario('relative URL against <base href>', (ctx) => underBase(ctx, async (rel, base) => {
+  const x = new ctx.X();
+  const done = watch(ctx, x);
+  x.open('GET', rel);
+  base.href = '/elsewhere/'; // the URL was resolved by open()
+  x.send();
+  await done;
+  snapshot(ctx, x, 'after loadend');
+}));
 
 scenario('send() with a body on GET', async (ctx) => {
   const url = ctx.url('text.txt');
@@ -848,19 +854,10 @@ scenario('window.fetch = peer5.fetch', async (ctx) => {
   }
 });
 
-scenario('fetch: relative URL against <base href>', async (ctx) => {
-  const base = document.createElement('base');
-  base.href = '/conf/sub/';
-  document.head.prepend(base);
-  try {
-    const rel = '../' + ctx.url('text.txt').slice('/conf/'.length);
-    ctx.share(new URL(rel, document.baseURI).href);
-    const res = await describeResponse(ctx, 'relative', ctx.fetch(rel));
-    if (res) ctx.rec('text', show(await res.text()));
-  } finally {
-    base.remove();
-  }
-});
+scenario('fetch: relative URL against <base href>', (ctx) => underBase(ctx, async (rel) => {
+  const res = await describeResponse(ctx, 'relative', ctx.fetch(rel));
+  if (res) ctx.rec('text', show(await res.text()));
+}));
 
 scenario('fetch: abort and errors', async (ctx) => {
   const ac = new AbortController();
