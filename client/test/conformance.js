@@ -187,7 +187,7 @@ function watch(ctx, x, hooks = {}) {
     ctx.rec('events', normalizeEvents(ctx.eventsTail ? events.slice(-ctx.eventsTail) : events));
     let final = null;
     try { final = x.responseText; } catch { /* not a text type */ }
-    if (final && texts.length) {
+    if (final && texts.length && !ctx.eventsTail) {
       ctx.rec('LOADING responseText: each a prefix of the final text', texts.every((s) => final.startsWith(s)));
       // Whether a partial text is seen at all depends on how the bytes
       // arrive: only a long download is sure to show one.
