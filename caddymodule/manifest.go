@@ -47,7 +47,7 @@ type manifestKey struct{ site, target string }
 // it against the origin and to answer for it quickly.
 type manifestEntry struct {
 	key manifestKey
-	// manifest without its block digests, which only body keeps.
+	// manifest without its block digests and headers, which only body keeps.
 	manifest *protocol.Manifest
 	blocks   int
 	body     []byte // the JSON sent to clients
@@ -62,7 +62,7 @@ func newManifestEntry(key manifestKey, m *protocol.Manifest) (*manifestEntry, er
 		return nil, err
 	}
 	meta := *m
-	meta.Blocks = nil
+	meta.Blocks, meta.Headers = nil, nil // served from body only
 	cost := int64(cap(body)) + manifestEntryOverhead + int64(len(key.site)+len(key.target)+
 		len(m.ID)+len(m.URL)+len(m.ETag)+len(m.LastModified)+len(m.ContentType))
 	return &manifestEntry{key: key, manifest: &meta, blocks: len(m.Blocks), body: body, cost: cost}, nil
