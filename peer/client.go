@@ -86,7 +86,7 @@ type Client struct {
 	closed bool
 
 	stop chan struct{}
-	wg   sync.WaitGroup // conn goroutines and the dispatcher
+	wg   goroutines // conn goroutines and the dispatcher
 }
 
 // New returns a Client; Close releases it.
@@ -113,8 +113,7 @@ func New(opts Options) (*Client, error) {
 			return nil, err
 		}
 		c.rtc = rtc
-		c.wg.Add(1)
-		go c.dispatch()
+		c.wg.Go(c.dispatch)
 	}
 	return c, nil
 }
@@ -143,7 +142,6 @@ func (c *Client) Uploaded() int64 { return c.uploaded.Load() }
 
 // dispatch routes the signaller's events to swarms.
 func (c *Client) dispatch() {
-	defer c.wg.Done()
 	neigh, sigs, loaded := c.sig.Neighbours(), c.sig.Signals(), c.sig.Loaded()
 	stats := time.NewTicker(c.opts.StatsInterval)
 	defer stats.Stop()

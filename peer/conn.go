@@ -43,8 +43,8 @@ type conn struct {
 	store   *BlockStore
 	sendSig func(kind, data string)
 	hooks   *testHooks
-	upload  func(n int)     // counts bytes sent in pieces
-	wg      *sync.WaitGroup // the Client's: Close waits for our goroutines
+	upload  func(n int) // counts bytes sent in pieces
+	wg      *goroutines // the Client's: Close waits for our goroutines
 	// outcome, if set, is told how the attempt ended, once: set on the
 	// offering side only, so an attempt is counted once.
 	outcome func(ConnectionOutcome)
@@ -73,7 +73,7 @@ type conn struct {
 	reported  bool
 }
 
-func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, store *BlockStore, wg *sync.WaitGroup) *conn {
+func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, store *BlockStore, wg *goroutines) *conn {
 	c := &conn{
 		remote: remote, swarm: swarm, pc: pc, h: h, store: store, wg: wg, started: time.Now(),
 		wake:   make(chan struct{}, 1),
@@ -215,8 +215,7 @@ func (c *conn) attach(dc *webrtc.DataChannel) {
 		c.opened = true
 		c.mu.Unlock()
 		c.report(true)
-		c.wg.Add(1)
-		go func() { defer c.wg.Done(); c.uploadLoop() }()
+		c.wg.Go(c.uploadLoop) // refused while the Client closes
 		c.h.connOpen(c)
 	})
 	dc.OnClose(c.close)
@@ -422,12 +421,13 @@ func (c *conn) waitDrained(dc *webrtc.DataChannel) bool {
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
 		close(c.closed)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
+		teardown := func() {
 			_ = c.pc.Close()
 			c.h.connClosed(c)
-		}()
+		}
+		if !c.wg.Go(teardown) {
+			go teardown() // the Client is closing and no longer waits for new goroutines
+		}
 	})
 }
 
