@@ -1,8 +1,8 @@
 // Package caddymodule is the Caddy side of P2PXHR: the http.handlers.p2pxhr
 // handler and its Caddyfile directive. It owns the routes under the prefix,
 // manifest building and caching, range serving, rate limiting and the
-// wiring of the coordinator and the HTML injector. It is the only package
-// besides cmd/ that may import Caddy.
+// wiring of the coordinator and the HTML injector. Besides the module root
+// (the plugin's commands) and cmd/, it is the only package that imports Caddy.
 package caddymodule
 
 import (
@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -334,4 +335,5 @@ var (
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	_ "github.com/p2pxhr/p2pxhr/caddymodule"
+	_ "github.com/p2pxhr/p2pxhr/cmd/p2pxhr/demofiles"
 	"github.com/p2pxhr/p2pxhr/internal/browsertest"
 	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
 )

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	_ "github.com/p2pxhr/p2pxhr/caddymodule"
+	_ "github.com/p2pxhr/p2pxhr/cmd/p2pxhr/demofiles"
 	"github.com/p2pxhr/p2pxhr/internal/browsertest"
 	"github.com/p2pxhr/p2pxhr/internal/netnstest"
 	"github.com/p2pxhr/p2pxhr/internal/testcaddy"

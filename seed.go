@@ -1,4 +1,4 @@
-package main
+package p2pxhr
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/p2pxhr/p2pxhr/internal/cli"
 	"github.com/p2pxhr/p2pxhr/peer"
 )
 
@@ -49,7 +50,7 @@ func seedFlags(fs *pflag.FlagSet) {
 }
 
 func cmdSeed(fl caddycmd.Flags) (int, error) {
-	ctx, stop := signalContext()
+	ctx, stop := cli.SignalContext()
 	defer stop()
 	return runSeed(ctx, fl.FlagSet, os.Stdout, os.Stderr)
 }
@@ -57,7 +58,7 @@ func cmdSeed(fl caddycmd.Flags) (int, error) {
 // runSeed is the seed command; it returns when ctx ends.
 func runSeed(ctx context.Context, fs *pflag.FlagSet, stdout, stderr io.Writer) (int, error) {
 	err := seed(ctx, fs, stdout, stderr)
-	return exitCode(err), err
+	return cli.ExitCode(err), err
 }
 
 // seedJob is one URL to seed and its local copy, if any.
@@ -69,10 +70,10 @@ type seedJob struct {
 func seed(ctx context.Context, fs *pflag.FlagSet, stdout, stderr io.Writer) error {
 	froms, _ := fs.GetStringArray("from")
 	if fs.NArg() == 0 {
-		return usageError{errors.New("usage: p2pxhr seed <url>... [--from <file>]... [--prefix </_p2pxhr/>] [--ice-server <url>]...")}
+		return cli.Usage(errors.New("usage: p2pxhr seed <url>... [--from <file>]... [--prefix </_p2pxhr/>] [--ice-server <url>]..."))
 	}
 	if len(froms) > 0 && len(froms) != fs.NArg() {
-		return usageError{fmt.Errorf("%d --from files for %d URLs: give one per URL, in order", len(froms), fs.NArg())}
+		return cli.Usage(fmt.Errorf("%d --from files for %d URLs: give one per URL, in order", len(froms), fs.NArg()))
 	}
 	jobs := make([]seedJob, fs.NArg())
 	defer func() {
@@ -159,7 +160,7 @@ func seed(ctx context.Context, fs *pflag.FlagSet, stdout, stderr io.Writer) erro
 		}
 	}
 	prog.finish()
-	fmt.Fprintf(stdout, "uploaded %s in %s\n", formatBytes(uploaded()), time.Since(start).Round(time.Second))
+	fmt.Fprintf(stdout, "uploaded %s in %s\n", cli.FormatBytes(uploaded()), time.Since(start).Round(time.Second))
 	return errors.Join(errs...)
 }
 

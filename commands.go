@@ -1,34 +1,20 @@
-package main
+package p2pxhr
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
+	"github.com/p2pxhr/p2pxhr/internal/cli"
 	"github.com/p2pxhr/p2pxhr/peer"
 )
-
-// Exit codes of get and seed (README "Command line").
-const (
-	exitOK      = 0
-	exitFailure = 1 // the server, the network, the content or the disk failed
-	exitUsage   = 2 // bad flags or URL: retrying will not help
-)
-
-// usageError marks errors that exit with exitUsage.
-type usageError struct{ error }
 
 // addPeerFlags adds the flags every P2P subcommand shares.
 func addPeerFlags(fs *pflag.FlagSet) {
@@ -40,10 +26,10 @@ func addPeerFlags(fs *pflag.FlagSet) {
 func parseResourceURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("bad URL %q: %v", s, err)}
+		return nil, cli.Usage(fmt.Errorf("bad URL %q: %v", s, err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageError{fmt.Errorf("bad URL %q: want an absolute http:// or https:// URL", s)}
+		return nil, cli.Usage(fmt.Errorf("bad URL %q: want an absolute http:// or https:// URL", s))
 	}
 	return u, nil
 }
@@ -70,7 +56,7 @@ func parseICEServers(vals []string) ([]webrtc.ICEServer, error) {
 			ok = false
 		}
 		if !ok || rest == "" {
-			return nil, usageError{fmt.Errorf("--ice-server %q: want stun:host:port or turn:[user:pass@]host:port", v)}
+			return nil, cli.Usage(fmt.Errorf("--ice-server %q: want stun:host:port or turn:[user:pass@]host:port", v))
 		}
 		s := webrtc.ICEServer{URLs: []string{v}}
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
@@ -106,7 +92,7 @@ func newPeerClient(u *url.URL, fs *pflag.FlagSet, logf func(string, ...any), pro
 	prefix := prefixFlag(fs)
 	cc, err := peer.NewCoordClient(u.Scheme+"://"+u.Host, peer.CoordOptions{Prefix: prefix, Logf: dedupe(logf)})
 	if err != nil {
-		return nil, usageError{err}
+		return nil, cli.Usage(err)
 	}
 	c, err := peer.New(peer.Options{
 		Signaller: cc,
@@ -138,11 +124,6 @@ func dedupe(logf func(string, ...any)) func(string, ...any) {
 	}
 }
 
-// signalContext ends on SIGINT or SIGTERM.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
 // explain turns an error into what a user of the command needs to read.
 func explain(err error, u *url.URL) error {
 	var ne net.Error
@@ -154,39 +135,6 @@ func explain(err error, u *url.URL) error {
 		return fmt.Errorf("server %s unreachable: %w", u.Host, err)
 	}
 	return err
-}
-
-// exitCode maps an error to the command's exit status.
-func exitCode(err error) int {
-	var ue usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ue):
-		return exitUsage
-	}
-	return exitFailure
-}
-
-// isTerminal reports whether w is a terminal, where progress redraws one
-// line instead of printing a line per second.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// formatBytes prints n in binary units, the way sizes are configured.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
 func percent(part, whole int64) int64 {

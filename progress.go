@@ -1,4 +1,4 @@
-package main
+package p2pxhr
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/p2pxhr/p2pxhr/internal/cli"
 )
 
 // plainInterval is how often a progress line is printed when the output
@@ -41,7 +43,7 @@ type progressLine struct {
 }
 
 func newProgressLine(w io.Writer) *progressLine {
-	p := &progressLine{w: w, tty: isTerminal(w), start: time.Now(), prevAt: time.Now(),
+	p := &progressLine{w: w, tty: cli.IsTerminal(w), start: time.Now(), prevAt: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	every := plainInterval
 	if p.tty {
@@ -68,21 +70,7 @@ func (p *progressLine) logf(format string, args ...any) {
 
 func (p *progressLine) loop(every time.Duration) {
 	defer close(p.done)
-	tickUntil(p.stop, every, p.print)
-}
-
-// tickUntil calls fn every interval until stop is closed.
-func tickUntil(stop <-chan struct{}, every time.Duration, fn func()) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			fn()
-		}
-	}
+	cli.TickUntil(p.stop, every, p.print)
 }
 
 // finish stops the ticker and leaves the terminal on a fresh line; it may
@@ -116,11 +104,11 @@ func (p *progressLine) print() {
 	p.prev, p.prevAt = cur, now
 	var line string
 	if cur.Seeding {
-		line = fmt.Sprintf("seeding: %s uploaded, %s/s", formatBytes(cur.Uploaded), formatBytes(rate))
+		line = fmt.Sprintf("seeding: %s uploaded, %s/s", cli.FormatBytes(cur.Uploaded), cli.FormatBytes(rate))
 	} else {
 		pc := percent(cur.Loaded, cur.Total)
-		line = fmt.Sprintf("%3d%% %s of %s, %d%% from peers, %s/s", pc, formatBytes(cur.Loaded),
-			formatBytes(cur.Total), percent(cur.FromPeers, cur.FromHTTP+cur.FromPeers), formatBytes(rate))
+		line = fmt.Sprintf("%3d%% %s of %s, %d%% from peers, %s/s", pc, cli.FormatBytes(cur.Loaded),
+			cli.FormatBytes(cur.Total), percent(cur.FromPeers, cur.FromHTTP+cur.FromPeers), cli.FormatBytes(rate))
 		if p.tty {
 			const width = 24
 			n := int(pc * width / 100)

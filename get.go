@@ -1,4 +1,4 @@
-package main
+package p2pxhr
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/p2pxhr/p2pxhr/internal/cli"
 	"github.com/p2pxhr/p2pxhr/peer"
 )
 
@@ -55,7 +56,7 @@ func getFlags(fs *pflag.FlagSet) {
 }
 
 func cmdGet(fl caddycmd.Flags) (int, error) {
-	ctx, stop := signalContext()
+	ctx, stop := cli.SignalContext()
 	defer stop()
 	return runGet(ctx, fl.FlagSet, os.Stdout, os.Stderr)
 }
@@ -64,12 +65,12 @@ func cmdGet(fl caddycmd.Flags) (int, error) {
 // summary to stdout.
 func runGet(ctx context.Context, fs *pflag.FlagSet, stdout, stderr io.Writer) (int, error) {
 	err := get(ctx, fs, stdout, stderr)
-	return exitCode(err), err
+	return cli.ExitCode(err), err
 }
 
 func get(ctx context.Context, fs *pflag.FlagSet, stdout, stderr io.Writer) error {
 	if fs.NArg() != 1 {
-		return usageError{errors.New("usage: p2pxhr get <url> [-o <file>] [--prefix </_p2pxhr/>] [--ice-server <url>]...")}
+		return cli.Usage(errors.New("usage: p2pxhr get <url> [-o <file>] [--prefix </_p2pxhr/>] [--ice-server <url>]..."))
 	}
 	u, err := parseResourceURL(fs.Arg(0))
 	if err != nil {
@@ -139,9 +140,9 @@ func get(ctx context.Context, fs *pflag.FlagSet, stdout, stderr io.Writer) error
 	committed = true
 	prog.finish() // before the summary, so no progress line follows it
 	total := res.BytesFromHTTP + res.BytesFromPeers
-	fmt.Fprintf(stdout, "saved %s (%s) in %s\n", out, formatBytes(res.Size), time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(stdout, "  from HTTP:  %s (%d%%)\n", formatBytes(res.BytesFromHTTP), percent(res.BytesFromHTTP, total))
-	fmt.Fprintf(stdout, "  from peers: %s (%d%%), %d peers used\n", formatBytes(res.BytesFromPeers), percent(res.BytesFromPeers, total), res.PeersUsed)
+	fmt.Fprintf(stdout, "saved %s (%s) in %s\n", out, cli.FormatBytes(res.Size), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "  from HTTP:  %s (%d%%)\n", cli.FormatBytes(res.BytesFromHTTP), percent(res.BytesFromHTTP, total))
+	fmt.Fprintf(stdout, "  from peers: %s (%d%%), %d peers used\n", cli.FormatBytes(res.BytesFromPeers), percent(res.BytesFromPeers, total), res.PeersUsed)
 	if res.Restarts > 0 {
 		fmt.Fprintf(stdout, "  restarted %d time(s): the file changed at the origin during the download\n", res.Restarts)
 	}
@@ -159,14 +160,14 @@ func outputPath(fs *pflag.FlagSet, u *url.URL) (string, error) {
 	if out != "" {
 		if fi, err := os.Stat(out); err == nil && fi.IsDir() {
 			if base == "" {
-				return "", usageError{fmt.Errorf("%s names no file; give -o a file name", u)}
+				return "", cli.Usage(fmt.Errorf("%s names no file; give -o a file name", u))
 			}
 			return filepath.Join(out, base), nil
 		}
 		return out, nil
 	}
 	if base == "" {
-		return "", usageError{fmt.Errorf("%s names no file; use -o <file>", u)}
+		return "", cli.Usage(fmt.Errorf("%s names no file; use -o <file>", u))
 	}
 	return base, nil
 }

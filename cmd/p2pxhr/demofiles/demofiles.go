@@ -1,4 +1,9 @@
-package caddymodule
+// Package demofiles is the origin of the demo site and the bench: the
+// http.handlers.p2pxhr_demo_files handler and its Caddyfile directive, which
+// serve large files generated deterministically instead of committed. Only
+// the repository's own binary (cmd/p2pxhr) and tests import it; a Caddy
+// built with the plugin (xcaddy) does not carry it.
+package demofiles
 
 import (
 	"bytes"
@@ -22,6 +27,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -161,11 +167,15 @@ func (d *DemoFiles) UnmarshalCaddyfile(disp *caddyfile.Dispenser) error {
 	for disp.NextBlock(0) {
 		switch disp.Val() {
 		case "size":
-			v, err := sizeArg(disp, "size")
-			if err != nil {
-				return err
+			var raw string
+			if !disp.Args(&raw) {
+				return disp.ArgErr()
 			}
-			d.Size = v
+			v, err := humanize.ParseBytes(raw)
+			if err != nil || v > 1<<40 {
+				return disp.Errf("size: %q is not a size such as 48MiB", raw)
+			}
+			d.Size = int64(v)
 		case "seed":
 			var raw string
 			if !disp.Args(&raw) {
@@ -187,5 +197,4 @@ var (
 	_ caddy.Validator             = (*DemoFiles)(nil)
 	_ caddyhttp.MiddlewareHandler = (*DemoFiles)(nil)
 	_ caddyfile.Unmarshaler       = (*DemoFiles)(nil)
-	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

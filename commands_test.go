@@ -1,4 +1,4 @@
-package main
+package p2pxhr
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	"github.com/p2pxhr/p2pxhr/internal/cli"
 )
 
 func TestCommandsAreRegistered(t *testing.T) {
@@ -77,14 +79,14 @@ func TestGetExitCodes(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"bad scheme", []string{"ftp://example.com/f"}, exitUsage, "bad URL"},
-		{"not a URL", []string{"big.bin"}, exitUsage, "bad URL"},
-		{"no file name", []string{base + "/"}, exitUsage, "use -o"},
-		{"two URLs", []string{base + "/a", base + "/b"}, exitUsage, "usage"},
-		{"bad ICE server", []string{base + "/big.bin", "-o", filepath.Join(dir, "x"), "--ice-server", "http://x"}, exitUsage, "--ice-server"},
-		{"unreachable", []string{closed + "/big.bin", "-o", filepath.Join(dir, "u")}, exitFailure, "unreachable"},
-		{"not found", []string{base + "/missing.bin", "-o", filepath.Join(dir, "m")}, exitFailure, "404"},
-		{"unwritable", []string{base + "/big.bin", "-o", filepath.Join(dir, "no", "such", "dir", "f")}, exitFailure, "no such file or directory"},
+		{"bad scheme", []string{"ftp://example.com/f"}, cli.ExitUsage, "bad URL"},
+		{"not a URL", []string{"big.bin"}, cli.ExitUsage, "bad URL"},
+		{"no file name", []string{base + "/"}, cli.ExitUsage, "use -o"},
+		{"two URLs", []string{base + "/a", base + "/b"}, cli.ExitUsage, "usage"},
+		{"bad ICE server", []string{base + "/big.bin", "-o", filepath.Join(dir, "x"), "--ice-server", "http://x"}, cli.ExitUsage, "--ice-server"},
+		{"unreachable", []string{closed + "/big.bin", "-o", filepath.Join(dir, "u")}, cli.ExitFailure, "unreachable"},
+		{"not found", []string{base + "/missing.bin", "-o", filepath.Join(dir, "m")}, cli.ExitFailure, "404"},
+		{"unwritable", []string{base + "/big.bin", "-o", filepath.Join(dir, "no", "such", "dir", "f")}, cli.ExitFailure, "no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := getCmd(t, ctx, tc.args...)
@@ -117,12 +119,12 @@ func TestSeedFromWrongFileNamesTheBlock(t *testing.T) {
 		t.Fatal("seed of a wrong file is still running")
 	}
 	r := stop()
-	if r.code != exitFailure || r.err == nil || !strings.Contains(r.err.Error(), "block 2 ") {
+	if r.code != cli.ExitFailure || r.err == nil || !strings.Contains(r.err.Error(), "block 2 ") {
 		t.Fatalf("seed of a wrong file: exit %d, %v; want exit 1 naming block 2", r.code, r.err)
 	}
 
 	_, stop = seedCmd(t, ctx, base+"/big.bin", base+"/other.bin", "--from", path)
-	if r := stop(); r.code != exitUsage {
+	if r := stop(); r.code != cli.ExitUsage {
 		t.Errorf("one --from for two URLs: exit %d, %v", r.code, r.err)
 	}
 }
