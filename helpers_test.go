@@ -114,7 +114,7 @@ func randomData(n int) []byte {
 	return b
 }
 
-// siteStats reads the module's {prefix}stats.
+// siteStats reads the module's {prefix}dashboard/stats (sites need `dashboard`).
 type siteStats struct {
 	Members        int   `json:"members"`
 	BytesFromHTTP  int64 `json:"bytesFromHttp"`
@@ -124,7 +124,7 @@ type siteStats struct {
 
 func stats(t *testing.T, base string) siteStats {
 	t.Helper()
-	resp, err := http.Get(base + "/_p2pxhr/stats")
+	resp, err := http.Get(base + "/_p2pxhr/dashboard/stats")
 	if err != nil {
 		t.Fatal(err)
 	}

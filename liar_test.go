@@ -16,7 +16,7 @@ import (
 // bans reads how many peers the site's coordinator banned.
 func bans(t *testing.T, base string) int64 {
 	t.Helper()
-	res, err := http.Get(base + "/_p2pxhr/stats")
+	res, err := http.Get(base + "/_p2pxhr/dashboard/stats")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // A loaded origin: every shareable byte goes through a shared 256 KiB/s.
-const loadedModule = "p2pxhr {\n block_size 64KiB\n http_rate_limit 256KiB\n}\nfile_server"
+const loadedModule = "p2pxhr {\n block_size 64KiB\n http_rate_limit 256KiB\n dashboard\n}\nfile_server"
 
 func TestOneSeederThreeGetters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -56,7 +56,7 @@ func TestSeedersKilledMidTransfer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	data := randomData(2 << 20)
-	base, root := site(t, "p2pxhr {\n block_size 64KiB\n http_rate_limit 512KiB\n}\nfile_server",
+	base, root := site(t, "p2pxhr {\n block_size 64KiB\n http_rate_limit 512KiB\n dashboard\n}\nfile_server",
 		map[string][]byte{"big.bin": data})
 	url := base + "/big.bin"
 	var stops []func() cmdRun

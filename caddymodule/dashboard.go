@@ -17,7 +17,8 @@ var dashboardFiles = map[string]struct{ file, contentType string }{
 }
 
 // serveDashboard answers the dashboard's routes; it reports false when the
-// route is not one of them. The page reads {prefix}stats every two seconds.
+// route is not one of them. The page reads {prefix}dashboard/stats every two
+// seconds.
 func (h *Handler) serveDashboard(w http.ResponseWriter, r *http.Request, route string) (bool, error) {
 	f, ok := dashboardFiles[route]
 	if !ok || !h.Dashboard {

@@ -74,8 +74,10 @@ type Handler struct {
 	// report the same way. Unset: every visitor uses P2P, no cookie.
 	AB *float64 `json:"ab,omitempty"`
 
-	// Dashboard serves the operators' dashboard at {prefix}dashboard.
-	// Off by default; put it behind basic_auth.
+	// Dashboard serves the operators' dashboard at {prefix}dashboard and
+	// its JSON at {prefix}dashboard/stats, so that one matcher
+	// (`basic_auth {prefix}dashboard*`) protects both. Off by default; the
+	// operators' figures are served nowhere else.
 	Dashboard bool `json:"dashboard,omitempty"`
 
 	// Auto lists path patterns (`*.mp4`, `/downloads/*`) whose links and
@@ -321,7 +323,11 @@ func (h *Handler) serveOwnRoute(w http.ResponseWriter, r *http.Request, route st
 		h.coord.ServeHTTP(w, r)
 		return nil
 	case "stats":
-		return h.serveStats(w, r)
+		return h.serveReports(w, r)
+	case "dashboard/stats":
+		if h.Dashboard {
+			return h.serveStats(w, r)
+		}
 	}
 	if served, err := h.serveDashboard(w, r, route); served {
 		return err

@@ -25,7 +25,7 @@ type usageSample struct {
 	Peers, Swarms       int   // connected now
 }
 
-// historyPoint is one slot of the history, as GET {prefix}stats?history=
+// historyPoint is one slot of the history, as GET {prefix}dashboard/stats?history=
 // returns it: the bytes of each kind counted during the slot and the most
 // peers and swarms seen in it.
 type historyPoint struct {

@@ -55,13 +55,13 @@ func TestStatsServeTheHistory(t *testing.T) {
 	root := t.TempDir()
 	data := randomBytes(400<<10, 45)
 	os.WriteFile(filepath.Join(root, "f.bin"), data, 0o644)
-	base := startCaddy(t, "p2pxhr\nroot * "+root+"\nfile_server")
+	base := startCaddy(t, "p2pxhr {\n dashboard\n}\nroot * "+root+"\nfile_server")
 	get(t, base+"/f.bin")
 	// The sampler books the origin's bytes within a sample period.
 	var h historyReport
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, body := get(t, base+"/_p2pxhr/stats?history=0")
+		_, body := get(t, base+"/_p2pxhr/dashboard/stats?history=0")
 		var s statsReport
 		if err := json.Unmarshal(body, &s); err != nil || s.History == nil {
 			t.Fatalf("stats?history=0: %v, %s", err, body)
@@ -83,16 +83,16 @@ func TestStatsServeTheHistory(t *testing.T) {
 		t.Errorf("slotSeconds %d, want 10", h.SlotSeconds)
 	}
 	last := h.Points[len(h.Points)-1].T
-	_, body := get(t, base+"/_p2pxhr/stats?history="+strconv.FormatInt(last, 10))
+	_, body := get(t, base+"/_p2pxhr/dashboard/stats?history="+strconv.FormatInt(last, 10))
 	var s statsReport
 	json.Unmarshal(body, &s)
 	if s.History == nil || len(s.History.Points) == 0 || s.History.Points[0].T != last {
 		t.Errorf("stats?history=%d: %s; want the points from that slot on", last, body)
 	}
-	if _, body := get(t, base+"/_p2pxhr/stats"); bytes.Contains(body, []byte(`"history"`)) {
+	if _, body := get(t, base+"/_p2pxhr/dashboard/stats"); bytes.Contains(body, []byte(`"history"`)) {
 		t.Errorf("stats without ?history carry it: %s", body)
 	}
-	if res, _ := get(t, base+"/_p2pxhr/stats?history=yesterday"); res.StatusCode != http.StatusBadRequest {
+	if res, _ := get(t, base+"/_p2pxhr/dashboard/stats?history=yesterday"); res.StatusCode != http.StatusBadRequest {
 		t.Errorf("stats?history=yesterday: %d, want 400", res.StatusCode)
 	}
 }

@@ -146,7 +146,7 @@ func (w *natWorld) site(t *testing.T, withTURN bool, fileSize int, more string) 
 		}
 		ice += fmt.Sprintf(" ice_server \"turn:%s:3478?transport=udp\" %q %q\n", natServerIP, user, pass)
 	}
-	base = startCaddy(t, "p2pxhr {\n"+ice+more+"}\nroot * "+root+"\nfile_server")
+	base = startCaddy(t, "p2pxhr {\n dashboard\n"+ice+more+"}\nroot * "+root+"\nfile_server")
 	return base, files
 }
 
@@ -330,7 +330,7 @@ func TestNATFallbackToHTTP(t *testing.T) {
 	}
 }
 
-// statsView is the part of {prefix}stats these tests read.
+// statsView is the part of {prefix}dashboard/stats these tests read.
 type statsView struct {
 	Swarm struct {
 		Members int `json:"members"`
@@ -341,7 +341,7 @@ func waitForStats(t *testing.T, base string, ok func(statsView) bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, body := get(t, base+"/_p2pxhr/stats")
+		_, body := get(t, base+"/_p2pxhr/dashboard/stats")
 		var st statsView
 		if json.Unmarshal(body, &st) == nil && ok(st) {
 			return

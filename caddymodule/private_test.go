@@ -108,10 +108,11 @@ func TestCookieRuleReadsTheRawHeader(t *testing.T) {
 	}
 }
 
-// originBytes reads the module's own count of shareable bytes let through.
+// originBytes reads the module's own count of shareable bytes let through
+// (the site needs dashboard).
 func originBytes(t *testing.T, base string) int64 {
 	t.Helper()
-	_, body := get(t, base+"/_p2pxhr/stats")
+	_, body := get(t, base+"/_p2pxhr/dashboard/stats")
 	var s struct {
 		Origin struct {
 			Bytes int64 `json:"bytes"`
@@ -140,7 +141,7 @@ func TestVaryOnAnotherHeaderIsNotShared(t *testing.T) {
 			}
 			upstream := httptest.NewServer(sloppyApp{bodies: bodies, pick: pick, vary: c.vary})
 			defer upstream.Close()
-			base := startCaddy(t, "p2pxhr {\n http_rate_limit 64MiB\n}\nreverse_proxy "+upstream.URL)
+			base := startCaddy(t, "p2pxhr {\n http_rate_limit 64MiB\n dashboard\n}\nreverse_proxy "+upstream.URL)
 
 			// German fills the range cache first; French must get French.
 			for _, lang := range []string{"de", "fr", "de"} {

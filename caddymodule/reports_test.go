@@ -44,7 +44,7 @@ func TestReportsAreValidatedClampedAndCounted(t *testing.T) {
 	root := t.TempDir()
 	size := 600 << 10
 	os.WriteFile(filepath.Join(root, "f.bin"), randomBytes(size, 41), 0o644)
-	base := startCaddy(t, "p2pxhr\nmetrics /metrics\nroot * "+root+"\nfile_server")
+	base := startCaddy(t, "p2pxhr {\n dashboard\n}\nmetrics /metrics\nroot * "+root+"\nfile_server")
 	_, m := fetchManifest(t, base, "/f.bin")
 	report := func(group string, http, peers int64, ms int64, outcome string) string {
 		return fmt.Sprintf(`{"swarm":%q,"group":%q,"bytesFromHttp":%d,"bytesFromPeers":%d,"bytesUploaded":0,"durationMs":%d,"outcome":%q}`,
@@ -78,7 +78,7 @@ func TestReportsAreValidatedClampedAndCounted(t *testing.T) {
 		t.Errorf("cross-origin report: %d", code)
 	}
 
-	_, body := get(t, base+"/_p2pxhr/stats")
+	_, body := get(t, base+"/_p2pxhr/dashboard/stats")
 	var stats statsReport
 	if err := json.Unmarshal(body, &stats); err != nil {
 		t.Fatal(err)
@@ -116,14 +116,14 @@ func TestOriginBytesAreCountedAtTheModule(t *testing.T) {
 	root := t.TempDir()
 	data := randomBytes(400<<10, 42)
 	os.WriteFile(filepath.Join(root, "f.bin"), data, 0o644)
-	base := startCaddy(t, "p2pxhr\nmetrics /metrics\nroot * "+root+"\nfile_server")
+	base := startCaddy(t, "p2pxhr {\n dashboard\n}\nmetrics /metrics\nroot * "+root+"\nfile_server")
 	get(t, base+"/f.bin")
 	get(t, base+"/f.bin", "Range", "bytes=0-999")
 	want := float64(len(data) + 1000)
 	if v := metricValue(t, base, "p2pxhr_origin_bytes_total"); v != want {
 		t.Errorf("origin bytes %v, want %v", v, want)
 	}
-	_, body := get(t, base+"/_p2pxhr/stats")
+	_, body := get(t, base+"/_p2pxhr/dashboard/stats")
 	if !bytes.Contains(body, []byte(`"url":"/f.bin","bytes":`+strconv.Itoa(int(want)))) {
 		t.Errorf("stats lack the top resource: %s", body)
 	}
@@ -135,7 +135,7 @@ func TestReportTimesPerSizeClass(t *testing.T) {
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "picture.bin"), randomBytes(1400<<10, 43), 0o644)
 	os.WriteFile(filepath.Join(root, "big.bin"), randomBytes(5<<20, 44), 0o644)
-	base := startCaddy(t, "p2pxhr\nroot * "+root+"\nfile_server")
+	base := startCaddy(t, "p2pxhr {\n dashboard\n}\nroot * "+root+"\nfile_server")
 	_, pic := fetchManifest(t, base, "/picture.bin")
 	_, big := fetchManifest(t, base, "/big.bin")
 	for _, r := range []struct {
@@ -147,7 +147,7 @@ func TestReportTimesPerSizeClass(t *testing.T) {
 			t.Fatalf("report: %d", code)
 		}
 	}
-	_, body := get(t, base+"/_p2pxhr/stats")
+	_, body := get(t, base+"/_p2pxhr/dashboard/stats")
 	var stats statsReport
 	if err := json.Unmarshal(body, &stats); err != nil {
 		t.Fatal(err)

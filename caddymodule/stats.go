@@ -71,7 +71,7 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-// statsReport is the JSON of GET {prefix}stats.
+// statsReport is the JSON of GET {prefix}dashboard/stats.
 type statsReport struct {
 	// Swarm is the coordinator's live view: peers, swarms, and the bytes
 	// peers reported while downloading (client-claimed).
@@ -95,22 +95,30 @@ type statsReport struct {
 	History *historyReport `json:"history,omitempty"`
 }
 
-// historyReport is the history part of GET {prefix}stats.
+// historyReport is the history part of GET {prefix}dashboard/stats.
 type historyReport struct {
 	SlotSeconds int            `json:"slotSeconds"`
 	Points      []historyPoint `json:"points"`
 }
 
-// serveStats answers GET {prefix}stats with totals, and POST with a
-// client's download report.
-func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
-	switch r.Method {
-	case http.MethodPost:
+// serveReports answers POST {prefix}stats, where clients send their
+// download reports. The operators' figures are not served here: a public
+// path would give anyone the site's top resources and A/B results.
+func (h *Handler) serveReports(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodPost {
 		return h.acceptReport(w, r)
-	case http.MethodGet, http.MethodHead:
-	default:
-		w.Header().Set("Allow", "GET, HEAD, POST")
-		return writeJSONError(w, http.StatusMethodNotAllowed, "stats answers GET, and POST for reports")
+	}
+	w.Header().Set("Allow", "POST")
+	return writeJSONError(w, http.StatusMethodNotAllowed,
+		"stats takes POSTed download reports; the operators' figures are at "+h.Prefix+"dashboard/stats when the dashboard is on")
+}
+
+// serveStats answers GET {prefix}dashboard/stats (with `dashboard`) with
+// the operators' totals.
+func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return writeJSONError(w, http.StatusMethodNotAllowed, "dashboard/stats answers GET only")
 	}
 	var rep statsReport
 	rep.Swarm = h.coord.Stats()

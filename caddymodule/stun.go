@@ -162,11 +162,11 @@ type iceState struct {
 	listeners []*iceListener // references to release on Cleanup
 	turn      *turnPolicy    // registered on the TURN endpoints
 	turnEPs   []*iceEndpoint // where turn is registered
-	status    iceStatus      // for {prefix}stats
+	status    iceStatus      // for {prefix}dashboard/stats
 	servers   []ICEServer    // the ice_server entries, after the embedded STUN
 }
 
-// iceStatus is the "ice" part of {prefix}stats: where STUN and TURN
+// iceStatus is the "ice" part of {prefix}dashboard/stats: where STUN and TURN
 // listen, or why they do not, in one line each.
 type iceStatus struct {
 	// STUN is "udp <addr>[, udp <addr>]", or "off".
@@ -277,7 +277,7 @@ func portOf(addr string) int {
 // provisionICE opens (or shares) the embedded STUN listeners and, with
 // TURN configured, the TURN ones. A STUN port that cannot be bound is not
 // an error: the config loads, peers on one network still connect, and
-// the log and {prefix}stats say why. TURN, asked for explicitly, must
+// the log and {prefix}dashboard/stats say why. TURN, asked for explicitly, must
 // start.
 func (h *Handler) provisionICE(ctx caddy.Context) error {
 	st := &iceState{servers: h.ICEServers}

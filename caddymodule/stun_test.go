@@ -51,10 +51,10 @@ func stunBinding(t *testing.T, addr string) (net.Addr, error) {
 	return mapped, err
 }
 
-// iceStats reads the "ice" part of {prefix}stats.
+// iceStats reads the "ice" part of {prefix}dashboard/stats (sites need `dashboard`).
 func iceStats(t *testing.T, base string) iceStatus {
 	t.Helper()
-	_, body := get(t, base+"/_p2pxhr/stats")
+	_, body := get(t, base+"/_p2pxhr/dashboard/stats")
 	var rep struct {
 		ICE iceStatus `json:"ice"`
 	}
@@ -86,7 +86,7 @@ func welcomeICE(t *testing.T, base string) []protocol.ICEServer {
 // Another test process may hold that port: then the config loads all the
 // same and stats say why in one line.
 func TestBareDirectiveRunsSTUNOnTheSiteAddress(t *testing.T) {
-	base := startCaddy(t, "p2pxhr\nrespond \"site\"")
+	base := startCaddy(t, "p2pxhr {\n dashboard\n}\nrespond \"site\"")
 	st := iceStats(t, base)
 	switch {
 	case st.STUN == "udp :3478":
@@ -111,7 +111,7 @@ func TestBareDirectiveRunsSTUNOnTheSiteAddress(t *testing.T) {
 // they loaded the page from with that port; ice_server entries follow.
 func TestSTUNServesBindingAndWelcomeNamesIt(t *testing.T) {
 	port := freeUDPPort(t)
-	base := startCaddy(t, fmt.Sprintf("p2pxhr {\n stun 127.0.0.1:%d\n ice_server stun:stun.example.org:3478\n}\nrespond \"site\"", port))
+	base := startCaddy(t, fmt.Sprintf("p2pxhr {\n dashboard\n stun 127.0.0.1:%d\n ice_server stun:stun.example.org:3478\n}\nrespond \"site\"", port))
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	if _, err := stunBinding(t, addr); err != nil {
 		t.Fatalf("binding request: %v", err)
@@ -135,7 +135,7 @@ func TestSTUNPortBusyStillLoads(t *testing.T) {
 	}
 	defer busy.Close()
 	addr := busy.LocalAddr().String()
-	base := startCaddy(t, "p2pxhr {\n stun "+addr+"\n ice_server stun:stun.example.org:3478\n}\nrespond \"site\"")
+	base := startCaddy(t, "p2pxhr {\n dashboard\n stun "+addr+"\n ice_server stun:stun.example.org:3478\n}\nrespond \"site\"")
 	if _, body := get(t, base+"/"); string(body) != "site" {
 		t.Fatalf("site answered %q", body)
 	}
@@ -151,7 +151,7 @@ func TestSTUNPortBusyStillLoads(t *testing.T) {
 
 // `stun off` starts no listener and tells visitors of none.
 func TestSTUNOff(t *testing.T) {
-	base := startCaddy(t, "p2pxhr {\n stun off\n}\nrespond \"site\"")
+	base := startCaddy(t, "p2pxhr {\n dashboard\n stun off\n}\nrespond \"site\"")
 	if st := iceStats(t, base); st.STUN != "off" || st.STUNError != "" {
 		t.Fatalf("stats ice %+v", st)
 	}
@@ -169,7 +169,7 @@ func TestSTUNSharedBySitesAndKeptAcrossReload(t *testing.T) {
 	a := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	b := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	config := func(body string) string {
-		block := fmt.Sprintf("p2pxhr {\n stun %s\n}\nrespond %q", addr, body)
+		block := fmt.Sprintf("p2pxhr {\n dashboard\n stun %s\n}\nrespond %q", addr, body)
 		return fmt.Sprintf("%s%s {\n%s\n}\n%s {\n%s\n}\n", testcaddy.GlobalOptions(), a, block, b, block)
 	}
 	startCaddyfile(t, config("one"), a)

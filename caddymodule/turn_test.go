@@ -86,7 +86,7 @@ func roundTrip(t *testing.T, relay net.PacketConn, peer net.Addr, payload []byte
 func TestTURNRelaysWithWelcomeCredentialsAndCounts(t *testing.T) {
 	port := freeUDPPort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	base := startCaddy(t, fmt.Sprintf("metrics /metrics\np2pxhr {\n stun off\n turn {\n  listen %s\n  realm test.example\n  quota 16KiB\n }\n}\nrespond / \"site\"", addr))
+	base := startCaddy(t, fmt.Sprintf("metrics /metrics\np2pxhr {\n dashboard\n stun off\n turn {\n  listen %s\n  realm test.example\n  quota 16KiB\n }\n}\nrespond / \"site\"", addr))
 	if st := iceStats(t, base); st.TURN != "udp "+addr {
 		t.Fatalf("stats ice %+v", st)
 	}

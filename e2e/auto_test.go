@@ -159,7 +159,7 @@ func TestInjectedBehindReverseProxy(t *testing.T) {
 func TestAutoModeTwoTabs(t *testing.T) {
 	b := browser(t)
 	up := startUpstream(t)
-	base := testcaddy.Start(t, fmt.Sprintf("p2pxhr {\n\tauto /media/*\n\tblock_size 64KiB\n\thttp_rate_limit 1MB/s\n}\nreverse_proxy %s", strings.TrimPrefix(up.URL, "http://")))
+	base := testcaddy.Start(t, fmt.Sprintf("p2pxhr {\n\tauto /media/*\n\tblock_size 64KiB\n\thttp_rate_limit 1MB/s\n\tdashboard\n}\nreverse_proxy %s", strings.TrimPrefix(up.URL, "http://")))
 	pic, file := up.files["/media/pic.png"], up.files["/media/file.bin"]
 	downloads := allowDownloads(t, b)
 	saved := func(name string, want []byte) {
@@ -238,7 +238,7 @@ func TestAutoModeTwoTabs(t *testing.T) {
 }
 
 // originBytes is the module's count of bytes it let through for path
-// (GET {prefix}stats, origin.topResources).
+// (GET {prefix}dashboard/stats, origin.topResources).
 func originBytes(t *testing.T, base, path string) int64 {
 	t.Helper()
 	s := readStats[struct {

@@ -72,7 +72,7 @@ func abs(v int) int {
 // The origin series colour of client/dashboard/dashboard.css.
 var originColour = [3]int{0xc6, 0x78, 0xdd}
 
-// historyTotals sums GET {prefix}stats?history=0 over its slots.
+// historyTotals sums GET {prefix}dashboard/stats?history=0 over its slots.
 func historyTotals(t *testing.T, base string) (peers, http, origin int64) {
 	t.Helper()
 	s := readStats[struct {

@@ -90,7 +90,7 @@ func TestImageDemoSecondWindowFromPeers(t *testing.T) {
 	}
 }
 
-// swarmNow is the coordinator's live view in GET {prefix}stats.
+// swarmNow is the coordinator's live view in GET {prefix}dashboard/stats.
 type swarmNow struct {
 	Peers     int   `json:"peers"`
 	Members   int   `json:"members"`

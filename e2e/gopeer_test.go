@@ -146,7 +146,7 @@ func TestGoPeerServingCorruptBlocks(t *testing.T) {
 // swarmStats reads the coordinator's counts from the site's stats route.
 func swarmStats(t *testing.T, base string) struct{ Members, Reports int64 } {
 	t.Helper()
-	res, err := http.Get(base + "/_p2pxhr/stats")
+	res, err := http.Get(base + "/_p2pxhr/dashboard/stats")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,8 @@ func startSite(t *testing.T, o siteOptions) string {
 		b.WriteString("\tmetrics /metrics\n")
 	}
 	b.WriteString("\tp2pxhr {\n")
+	// The tests read the operators' figures at {prefix}dashboard/stats.
+	b.WriteString("\t\tdashboard\n")
 	if !o.inject {
 		b.WriteString("\t\tinject off\n")
 	}
@@ -159,12 +161,12 @@ func fileSHA256(t *testing.T, u string) (int64, string) {
 // for the ASCII URLs and names tests pass).
 func js(s string) string { return strconv.Quote(s) }
 
-// readStats decodes GET {prefix}stats (with query, e.g. "?history=0") into
+// readStats decodes GET {prefix}dashboard/stats (with query, e.g. "?history=0") into
 // a T holding the parts a test reads.
 func readStats[T any](t *testing.T, base, query string) T {
 	t.Helper()
 	var v T
-	res, err := http.Get(base + "/_p2pxhr/stats" + query)
+	res, err := http.Get(base + "/_p2pxhr/dashboard/stats" + query)
 	if err != nil {
 		t.Fatal(err)
 	}

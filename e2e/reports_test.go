@@ -11,7 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// groupTotals is one group of GET {prefix}stats.
+// groupTotals is one group of GET {prefix}dashboard/stats.
 type groupTotals struct {
 	Downloads      int64            `json:"downloads"`
 	Outcomes       map[string]int64 `json:"outcomes"`
@@ -19,7 +19,7 @@ type groupTotals struct {
 	BytesFromPeers int64            `json:"bytesFromPeers"`
 }
 
-// serverStats reads GET {prefix}stats.
+// serverStats reads GET {prefix}dashboard/stats.
 func serverStats(t *testing.T, base string) map[string]groupTotals {
 	t.Helper()
 	return readStats[struct {
@@ -76,7 +76,7 @@ func metric(t *testing.T, base, name string, labels map[string]string) float64 {
 const countWebSockets = `window.__sockets = 0; { const W = window.WebSocket; window.WebSocket = class extends W { constructor(...a) { super(...a); window.__sockets++; } }; }`
 
 // TestReportsGroupsAndMetrics (issue 7): two P2P tabs download a file and
-// an HTTP-group tab does too; {prefix}stats groups and Caddy's metrics carry
+// an HTTP-group tab does too; {prefix}dashboard/stats groups and Caddy's metrics carry
 // exactly the bytes the tabs' own request.stats show. The dashboard is then
 // checked against the same data.
 func TestReportsGroupsAndMetrics(t *testing.T) {

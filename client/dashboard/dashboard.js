@@ -1,10 +1,10 @@
-/* P2PXHR operators' dashboard: polls {prefix}stats and draws the offload,
+/* P2PXHR operators' dashboard: polls {prefix}dashboard/stats and draws the offload,
  * bytes by source, peers and swarms, and the A/B comparison as SVG. The
  * time series come from the server's history (one hour in 10-second
  * slots), so a dashboard opened late shows what happened before. */
 (function () {
   'use strict';
-  var statsURL = new URL('stats', location.href).pathname;
+  var statsURL = new URL('dashboard/stats', location.href).pathname;
   var interval = 2000;
   var hour = 3600e3;
   var minSpan = 5 * 60e3; // the time axis shows at least five minutes

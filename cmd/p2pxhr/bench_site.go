@@ -55,6 +55,7 @@ http://%s {
 			cache_size off
 			inject off
 			max_connections_per_address off
+			dashboard
 		}
 		p2pxhr_demo_files {
 			size %d
@@ -123,10 +124,10 @@ func (s *benchSite) settledOriginBytes(ctx context.Context) (int64, error) {
 	return prev, err
 }
 
-// originBytes reads {prefix}stats origin.bytes: what the module really let
+// originBytes reads {prefix}dashboard/stats origin.bytes: what the module really let
 // through for shareable resources since this config was loaded.
 func (s *benchSite) originBytes(ctx context.Context) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/_p2pxhr/stats", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/_p2pxhr/dashboard/stats", nil)
 	if err != nil {
 		return 0, err
 	}

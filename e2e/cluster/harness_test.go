@@ -99,7 +99,7 @@ func caddyfile(n *node, port, nats int, o nodeOptions) string {
 	fmt.Fprintf(&b, "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n\tgrace_period 250ms\n")
 	fmt.Fprintf(&b, "\tstorage file_system %s\n", filepath.Join(n.dir, "data"))
 	fmt.Fprintf(&b, "\tlog {\n\t\toutput stderr\n\t\tlevel INFO\n\t}\n}\n\n")
-	fmt.Fprintf(&b, "http://127.0.0.1:%d {\n\troute {\n\t\tp2pxhr {\n", port)
+	fmt.Fprintf(&b, "http://127.0.0.1:%d {\n\troute {\n\t\tp2pxhr {\n\t\t\tdashboard\n", port)
 	if o.rateLimit != "" {
 		fmt.Fprintf(&b, "\t\t\thttp_rate_limit %s\n", o.rateLimit)
 	}
@@ -260,13 +260,13 @@ func (n *node) logText() string {
 	return string(b)
 }
 
-// statsErr is the coordinator part of the node's {prefix}stats.
+// statsErr is the coordinator part of the node's {prefix}dashboard/stats.
 func (n *node) statsErr() (coordinator.Stats, error) {
 	var r struct {
 		Swarm coordinator.Stats `json:"swarm"`
 	}
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(n.base + "/_p2pxhr/stats")
+	resp, err := c.Get(n.base + "/_p2pxhr/dashboard/stats")
 	if err != nil {
 		return r.Swarm, err
 	}

@@ -89,7 +89,7 @@ func (w *world) startSite(t *testing.T, p2pxhr, rate string) {
 		file_server
 	}
 }
-`, filepath.Join(dir, "caddy"), logs, w.base, p2pxhr, filepath.Join(repoDir(), "client"))
+`, filepath.Join(dir, "caddy"), logs, w.base, withDashboard(p2pxhr), filepath.Join(repoDir(), "client"))
 	cfg := testcaddy.Adapt(t, cf)
 	caddyMu.Lock()
 	// Loaded on a thread inside the namespace: Caddy opens its listeners
@@ -122,10 +122,19 @@ func (w *world) startSite(t *testing.T, p2pxhr, rate string) {
 	}
 }
 
-// stats reads {prefix}stats from inside the site's network.
+// withDashboard turns the dashboard on in a p2pxhr block, so the test can
+// read the operators' figures at {prefix}dashboard/stats.
+func withDashboard(block string) string {
+	if before, after, ok := strings.Cut(block, "{"); ok {
+		return before + "{\n\t\tdashboard" + after
+	}
+	return block + " {\n\t\tdashboard\n\t}"
+}
+
+// stats reads {prefix}dashboard/stats from inside the site's network.
 func (w *world) stats(t *testing.T) siteStats {
 	t.Helper()
-	res, err := w.site.HTTPClient().Get(w.base + "/_p2pxhr/stats")
+	res, err := w.site.HTTPClient().Get(w.base + "/_p2pxhr/dashboard/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +147,7 @@ func (w *world) stats(t *testing.T) siteStats {
 	return st
 }
 
-// siteStats is the part of {prefix}stats these tests read.
+// siteStats is the part of {prefix}dashboard/stats these tests read.
 type siteStats struct {
 	Swarm struct {
 		Connections struct {
