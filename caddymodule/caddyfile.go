@@ -1,17 +1,19 @@
 package caddymodule
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("p2pxhr", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("p2pxhr", parseDirective)
 	// After encode, so compression wraps us; before templates, reverse_proxy
 	// and file_server, so we wrap the origin's responses.
 	httpcaddyfile.RegisterDirectiveOrder("p2pxhr", httpcaddyfile.Before, "templates")
@@ -20,10 +22,62 @@ func init() {
 // subdirectives lists what the p2pxhr block accepts, for error messages.
 const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, max_connections_per_address, ab, dashboard, auto, ice_server, stun, turn, backplane"
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseDirective reads a p2pxhr directive. A path matcher on its line
+// (`p2pxhr /downloads/*`, or `@name` defined by path patterns alone) says
+// what may be shared: it becomes `paths`, and the handler's route stays
+// unmatched, because its own routes under the prefix and the pages that
+// get the client tag lie outside that matcher. Any other matcher is an
+// error saying what to write.
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	token := ""
+	if h.NextArg() {
+		token = h.Val() // for messages: the matcher as written
+	}
+	h.Reset()
+	h.Next()
+	matcher, err := h.ExtractMatcherSet() // drops a matcher token and rewinds
+	if err != nil {
+		return nil, err
+	}
 	handler := new(Handler)
-	err := handler.UnmarshalCaddyfile(h.Dispenser)
-	return handler, err
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if matcher != nil {
+		h.Reset()
+		h.Next() // errors point at the directive's line
+		paths, err := matcherPaths(matcher)
+		if err != nil {
+			return nil, h.Errf("p2pxhr %s: %v; the module's routes under its prefix and the pages that load the client must stay reachable, so limit sharing inside the block instead: p2pxhr { paths /downloads/* }", token, err)
+		}
+		if len(handler.Paths) > 0 {
+			return nil, h.Errf("p2pxhr %s also has paths in its block; give the patterns once, on the line or as paths", token)
+		}
+		handler.Paths = paths
+	}
+	return h.NewRoute(nil, handler), nil
+}
+
+// matcherPaths returns the patterns of a matcher set made of a path
+// matcher alone.
+func matcherPaths(set map[string]json.RawMessage) ([]string, error) {
+	raw, ok := set["path"]
+	if !ok || len(set) != 1 {
+		names := make([]string, 0, len(set))
+		for name := range set {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		return nil, fmt.Errorf("only a path matcher can limit what is shared, and this one matches by %s", strings.Join(names, ", "))
+	}
+	var paths []string
+	if err := json.Unmarshal(raw, &paths); err != nil || len(paths) == 0 {
+		return nil, fmt.Errorf("path matcher %s: want path patterns", raw)
+	}
+	return paths, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

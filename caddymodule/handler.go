@@ -152,6 +152,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	fillDefaults(h)
+	if err := checkReachable(ctx, h.Prefix); err != nil {
+		return err
+	}
 	if len(h.Paths) > 0 {
 		h.paths = caddyhttp.MatchPath(h.Paths)
 		if err := h.paths.Provision(ctx); err != nil {
