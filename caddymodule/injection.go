@@ -13,8 +13,10 @@ import (
 )
 
 // newInjector sets up the HTML injector that adds the client tag to pages.
-// It decodes gzip and deflate itself; brotli and zstd decoders come from
-// here, since inject imports nothing but the standard library and x/net.
+// It decodes and re-encodes gzip and deflate itself; brotli and zstd come
+// from here, since inject imports nothing but the standard library and
+// x/net. A page compressed upstream leaves compressed with the same coding,
+// with or without an encode directive around the module.
 func (h *Handler) newInjector() (*inject.Injector, error) {
 	return inject.New(inject.Options{
 		Src:     h.Prefix + "client.js?v=" + h.client.version,
@@ -36,8 +38,21 @@ func (h *Handler) newInjector() (*inject.Injector, error) {
 				return d.IOReadCloser(), nil
 			},
 		},
+		Encoders: map[string]inject.Encoder{"br": brotliEncoder, "zstd": zstdEncoder},
 	})
 }
+
+// Pages are small: middle levels compress them well at little CPU, and the
+// compressors are pooled (each costs hundreds of kilobytes).
+var (
+	brotliEncoder = inject.PooledEncoder(func() inject.ResettableEncoder {
+		return brotli.NewWriterLevel(nil, 5)
+	})
+	zstdEncoder = inject.PooledEncoder(func() inject.ResettableEncoder {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20)) // fixed options cannot fail
+		return e
+	})
+)
 
 // tagAttrs are the client's options carried on its tag, so the client
 // needs no second round trip to learn them. ICE servers are not among

@@ -39,8 +39,14 @@
 // An injected response loses Accept-Ranges, gets a weak ETag (W/"..."), and
 // its Content-Length is fixed when known before anything is sent (identity
 // body with a declared length), dropped otherwise. A compressed upstream
-// (gzip and deflate built in, more via Options.Decoders) is decoded and goes
-// out without Content-Encoding, for an outer encoder to compress again.
+// (gzip and deflate built in, more via Options.Decoders) is decoded and, when
+// the request accepts that coding and an encoder for it exists (gzip and
+// deflate built in, more via Options.Encoders), compressed again with the
+// same coding, so a page compressed before the injector stays compressed
+// with or without an outer encoder; otherwise it goes out without
+// Content-Encoding, for an outer encoder to compress. What was held goes out
+// in one write with the tag, so an outer encoder that decides from the first
+// write (Caddy's encode and its minimum_length) sees the whole start.
 //
 // # Left alone
 //

@@ -65,6 +65,14 @@ type Options struct {
 	// turns a coding off.
 	Decoders map[string]Decoder
 
+	// Encoders compress a page again with the coding its upstream used,
+	// keyed by the lower-case coding name, so a page compressed before the
+	// injector stays compressed after it whatever wraps the response.
+	// gzip, x-gzip and deflate are built in; an entry here replaces the
+	// built-in one, and a nil entry turns a coding off: such pages go out
+	// decoded, without Content-Encoding, for an outer encoder to compress.
+	Encoders map[string]Encoder
+
 	// HoldLimit bounds the bytes held back while the insertion point is
 	// undecided; DefaultHoldLimit when zero.
 	HoldLimit int
@@ -75,6 +83,7 @@ type Options struct {
 type Injector struct {
 	opts      Options
 	decoders  map[string]Decoder
+	encoders  map[string]Encoder
 	holdLimit int
 	staticTag string // the tag's attributes after src, before per-request parts
 }
@@ -97,7 +106,7 @@ func New(opts Options) (*Injector, error) {
 	if opts.CrossOrigin == "" {
 		opts.CrossOrigin = "anonymous"
 	}
-	in := &Injector{opts: opts, holdLimit: opts.HoldLimit, decoders: map[string]Decoder{}}
+	in := &Injector{opts: opts, holdLimit: opts.HoldLimit, decoders: map[string]Decoder{}, encoders: map[string]Encoder{}}
 	if in.holdLimit <= 0 {
 		in.holdLimit = DefaultHoldLimit
 	}
@@ -110,6 +119,16 @@ func New(opts Options) (*Injector, error) {
 			continue
 		}
 		in.decoders[strings.ToLower(name)] = d
+	}
+	for name, e := range builtinEncoders {
+		in.encoders[name] = e
+	}
+	for name, e := range opts.Encoders {
+		if e == nil {
+			delete(in.encoders, strings.ToLower(name))
+			continue
+		}
+		in.encoders[strings.ToLower(name)] = e
 	}
 	var b strings.Builder
 	writeAttrs(&b, opts.Attrs)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ErrClosed is returned by Write and ReadFrom after Close.
@@ -40,6 +41,8 @@ type ResponseWriter struct {
 	err        error // sticky: a failed write downstream or a broken encoding
 
 	decoder     *pump // non-nil when the body arrives compressed
+	coding      string
+	encoder     EncodeWriter // compresses the page again with coding, if it can
 	scan        *scanner
 	held        []byte // the body so far, until decided
 	decided     bool
@@ -97,6 +100,7 @@ func (rw *ResponseWriter) WriteHeader(code int) {
 	rw.mode = modeInject
 	rw.scan = newScanner(rw.in.opts.Src, xhtml)
 	if coding != "" {
+		rw.coding = coding
 		rw.decoder = newDecodePump(rw.in.decoders[coding], writerFunc(rw.writeDecoded))
 	} else if cl := rw.w.Header().Get("Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
@@ -208,22 +212,29 @@ func (rw *ResponseWriter) emit(piece []byte) {
 		rw.tag = rw.in.Tag(rw.r, nonce)
 	}
 	rw.sendHeaders()
+	// One write of everything held, the tag and the rest of piece: an outer
+	// encoder decides from the first write whether to compress (Caddy's
+	// encode needs more than minimum_length bytes when the length is
+	// unknown), and it is at least as long as the origin's first write.
 	at := rw.scan.at
 	held := rw.held
 	rw.held = nil
+	buf := firstWrites.Get().(*[]byte)
+	first := (*buf)[:0]
 	if at <= int64(len(held)) {
-		rw.out(held[:at])
-		rw.out([]byte(rw.tag))
-		rw.out(held[at:])
-		rw.out(piece)
-		return
+		first = append(append(append(append(first, held[:at]...), rw.tag...), held[at:]...), piece...)
+	} else {
+		split := at - int64(len(held))
+		first = append(append(append(append(first, held...), piece[:split]...), rw.tag...), piece[split:]...)
 	}
-	split := at - int64(len(held))
-	rw.out(held)
-	rw.out(piece[:split])
-	rw.out([]byte(rw.tag))
-	rw.out(piece[split:])
+	rw.out(first)
+	// A ResponseWriter must not keep what it is given: the buffer is free.
+	*buf = first[:0]
+	firstWrites.Put(buf)
 }
+
+// firstWrites holds the buffers emit assembles a page's first write in.
+var firstWrites = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // sendHeaders fixes the headers for the rewritten page and writes the status.
 func (rw *ResponseWriter) sendHeaders() {
@@ -242,7 +253,15 @@ func (rw *ResponseWriter) sendHeaders() {
 		rw.in.opts.OnInject(h, rw.r)
 	}
 	if rw.decoder != nil {
-		h.Del("Content-Encoding") // an outer encoder may compress again
+		if enc := rw.in.encoders[rw.coding]; enc != nil && accepts(rw.r, rw.coding) {
+			// Compressed before the injector, compressed after it.
+			if e, err := enc(writerFunc(rw.writeEncoded)); err == nil {
+				rw.encoder = e
+			}
+		}
+		if rw.encoder == nil {
+			h.Del("Content-Encoding") // an outer encoder may compress again
+		}
 	}
 	// Ranges of the original bytes no longer match this representation.
 	h.Del("Accept-Ranges")
@@ -261,7 +280,13 @@ func (rw *ResponseWriter) out(p []byte) {
 	if len(p) == 0 || rw.err != nil {
 		return
 	}
-	if _, err := rw.w.Write(p); err != nil {
+	var err error
+	if rw.encoder != nil {
+		_, err = rw.encoder.Write(p)
+	} else {
+		_, err = rw.w.Write(p)
+	}
+	if err != nil {
 		rw.err = err
 	}
 }
@@ -289,6 +314,9 @@ func (rw *ResponseWriter) FlushError() error {
 		default:
 			rw.sendHeaders()
 		}
+		if rw.encoder != nil && rw.err == nil {
+			rw.err = rw.encoder.Flush()
+		}
 		if rw.err != nil {
 			return rw.err
 		}
@@ -314,14 +342,29 @@ func (rw *ResponseWriter) Close() error {
 		}
 	}
 	rw.scan.finish()
-	if rw.decided {
-		return rw.err
+	if !rw.decided {
+		if rw.scan.fed == 0 {
+			rw.scan.present = true // an empty body stays empty
+		}
+		rw.emit(nil)
 	}
-	if rw.scan.fed == 0 {
-		rw.scan.present = true // an empty body stays empty
+	if rw.encoder != nil {
+		// Always, so a pooled compressor goes back; its trailer reaches
+		// the response only if nothing failed (writeEncoded).
+		if err := rw.encoder.Close(); err != nil && rw.err == nil {
+			rw.err = err
+		}
 	}
-	rw.emit(nil)
 	return rw.err
+}
+
+// writeEncoded is where the encoder's output goes: the response, until
+// something failed.
+func (rw *ResponseWriter) writeEncoded(p []byte) (int, error) {
+	if rw.err != nil {
+		return len(p), nil
+	}
+	return rw.w.Write(p)
 }
 
 // ReadFrom keeps the wrapped writer's fast path (sendfile) for responses
