@@ -115,8 +115,8 @@ type Handler struct {
 	// Inject adds the client tag to HTML pages going out. Default: true.
 	Inject *bool `json:"inject,omitempty"`
 
-	// InjectExclude lists paths whose pages are left alone (path.Match
-	// patterns; a trailing /* matches any depth).
+	// InjectExclude lists paths whose pages are left alone, as Caddy path
+	// matcher patterns like Paths (`/admin/*`, `*.html`).
 	InjectExclude []string `json:"inject_exclude,omitempty"`
 
 	// Backplane shares swarms with other nodes through NATS (backplane.go).
@@ -124,6 +124,7 @@ type Handler struct {
 
 	logger    *zap.Logger
 	paths     caddyhttp.MatchPath
+	noInject  caddyhttp.MatchPath // InjectExclude
 	manifests *manifestService
 	ranges    *rangeCache
 	limiter   *byteLimiter
@@ -160,6 +161,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err := h.paths.Provision(ctx); err != nil {
 			return fmt.Errorf("p2pxhr: paths: %w", err)
 		}
+	}
+	if err := h.provisionInjectExclude(); err != nil {
+		return err
 	}
 	h.registry = ctx.GetMetricsRegistry()
 	h.metrics = metricsFor(h.registry)

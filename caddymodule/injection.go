@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/andybalholm/brotli"
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/klauspost/compress/zstd"
 
@@ -19,9 +22,8 @@ import (
 // with or without an encode directive around the module.
 func (h *Handler) newInjector() (*inject.Injector, error) {
 	return inject.New(inject.Options{
-		Src:     h.Prefix + "client.js?v=" + h.client.version,
-		Attrs:   h.tagAttrs(),
-		Exclude: h.InjectExclude,
+		Src:   h.Prefix + "client.js?v=" + h.client.version,
+		Attrs: h.tagAttrs(),
 		RequestAttrs: func(r *http.Request) []inject.Attr {
 			return []inject.Attr{{Name: "data-group", Value: groupOf(r).group}}
 		},
@@ -69,7 +71,7 @@ func (h *Handler) tagAttrs() []inject.Attr {
 // serveInjected passes a request on with its HTML response rewritten to
 // carry the client tag; other responses pass through the wrapper as is.
 func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.injector == nil || !h.injector.Eligible(r) {
+	if h.injector == nil || !h.injector.Eligible(r) || h.injectExcluded(r) {
 		return h.serveResource(w, r, next)
 	}
 	h.injector.PrepareRequest(r)
@@ -80,4 +82,27 @@ func (h *Handler) serveInjected(w http.ResponseWriter, r *http.Request, next cad
 		err = cerr
 	}
 	return err
+}
+
+// provisionInjectExclude sets up inject_exclude as a Caddy path matcher, so
+// its patterns mean what they mean in paths and everywhere in Caddy
+// (`*.html` matches /docs/page.html, matching ignores case).
+func (h *Handler) provisionInjectExclude() error {
+	if len(h.InjectExclude) == 0 {
+		return nil
+	}
+	h.noInject = caddyhttp.MatchPath(slices.Clone(h.InjectExclude))
+	if err := h.noInject.Provision(caddy.Context{}); err != nil {
+		return fmt.Errorf("p2pxhr: inject_exclude: %w", err)
+	}
+	return nil
+}
+
+// injectExcluded reports whether r's page is left without the client tag.
+func (h *Handler) injectExcluded(r *http.Request) bool {
+	if len(h.noInject) == 0 {
+		return false
+	}
+	ok, err := h.noInject.MatchWithError(r)
+	return ok && err == nil
 }

@@ -56,7 +56,9 @@ type Options struct {
 
 	// Exclude lists request paths never injected: path.Match patterns
 	// ("/admin/*.html"), and patterns ending in "/*" also match everything
-	// below that folder at any depth ("/docs/*").
+	// below that folder at any depth ("/docs/*"). The Caddy module does
+	// not use it: its inject_exclude is a Caddy path matcher, applied
+	// before Wrap.
 	Exclude []string
 
 	// Decoders add Content-Encodings the injector can read, keyed by the

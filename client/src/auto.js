@@ -42,8 +42,12 @@ const INDICATOR = `:where(a[data-p2pxhr="loading"]) { cursor: progress; }
 :where(a[data-p2pxhr="loading"])::after { content: " " attr(data-p2pxhr-progress) "%"; opacity: .7; font-variant-numeric: tabular-nums; }`;
 
 /**
- * The patterns' matcher: `*.ext` matches a path suffix, `/dir/*` a prefix,
- * anything else one exact path; case-insensitive like Caddy's path matcher.
+ * The patterns' matcher, with the semantics of Caddy's path matcher (as for
+ * `paths` and `inject_exclude`): case-insensitive on the decoded, cleaned
+ * path; `*.ext` a suffix, `/dir/*` a prefix, `*text*` a substring when those
+ * are the only stars, else a glob (`*` and `?` within one segment, `[...]`);
+ * no star, an exact path. Patterns with `%` (escaped matching) are not
+ * supported and never match. Checked against protocol/testdata/path_match_vectors.json.
  * @returns {((u: URL) => boolean) | null} null without patterns
  */
 export function matcher(spec) {
@@ -53,8 +57,61 @@ export function matcher(spec) {
     let p = u.pathname;
     try { p = decodeURIComponent(p); } catch { /* keep it encoded */ }
     p = p.toLowerCase();
-    return pats.some((x) => (x[0] === '*' ? p.endsWith(x.slice(1)) : x.endsWith('*') ? p.startsWith(x.slice(0, -1)) : p === x));
+    return pats.some((x) => pathMatches(x, p));
   };
+}
+
+/** One lower-case pattern against a decoded, lower-case path, as caddyhttp.MatchPath. */
+export function pathMatches(pattern, path) {
+  if (pattern === '*') return true;
+  if (pattern.includes('%')) return false;
+  const p = cleanPath(path, !pattern.includes('//'));
+  const stars = pattern.split('*').length - 1;
+  if (stars === 2 && pattern.startsWith('*') && pattern.endsWith('*')) return p.includes(pattern.slice(1, -1));
+  if (stars === 1 && pattern.startsWith('*')) return p.endsWith(pattern.slice(1));
+  if (stars === 1 && pattern.endsWith('*')) return p.startsWith(pattern.slice(0, -1));
+  const re = globRegExp(pattern);
+  return re !== null && re.test(p);
+}
+
+// cleanPath is Go's path.Clean keeping a trailing slash, with doubled
+// slashes kept when the pattern has some (Caddy's CleanPath).
+function cleanPath(p, mergeSlashes) {
+  const parts = p.split('/');
+  const out = [];
+  for (let i = 1; i < parts.length; i++) {
+    const s = parts[i];
+    if (s === '.' || (s === '' && (mergeSlashes || i === parts.length - 1))) continue;
+    if (s === '..') out.pop();
+    else out.push(s);
+  }
+  const c = '/' + out.join('/');
+  return c !== '/' && p.length > 1 && p.endsWith('/') ? c + '/' : c;
+}
+
+const escapeRe = (ch) => ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+
+// globRegExp translates a path.Match pattern; null when it is malformed.
+function globRegExp(pattern) {
+  let re = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '\\') {
+      if (++i >= pattern.length) return null;
+      re += escapeRe(pattern[i]);
+    } else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) return null;
+      let body = pattern.slice(i + 1, end);
+      if (body.startsWith('^')) body = '^' + body.slice(1).replace(/[\\\]^]/g, '\\$&');
+      else body = body.replace(/[\\\]^]/g, '\\$&');
+      re += '[' + body + ']';
+      i = end;
+    } else re += escapeRe(c);
+  }
+  try { return new RegExp(re + '$'); } catch { return null; }
 }
 
 /** Starts auto mode for the page when config.auto has patterns. */

@@ -171,6 +171,15 @@ async function otherTests() {
   check(eq(toHex(toBits([true, false, false, true, false, false, false, false, false, true])), '9040'), 'bitfield msb first');
 }
 
+// Auto mode's matcher gives Caddy's path matcher's answers (the vectors
+// are checked against Caddy by caddymodule's TestPathMatchVectors).
+function pathMatchTests(v) {
+  for (const c of v.cases) {
+    const got = matcher(c.patterns)(new URL(location.origin + c.path));
+    check(got === c.match, `auto ${JSON.stringify(c.patterns)} on ${c.path}: ${got}, Caddy says ${c.match}`);
+  }
+}
+
 // Auto mode's patterns, the options that turn it on, and report sending
 // (beacon first, fetch with keepalive when the beacon is refused, never a throw).
 async function autoAndReportTests() {
@@ -224,6 +233,7 @@ async function autoAndReportTests() {
     const get = async (n) => (await fetch(base + n)).json();
     wireTests(await get('wire_vectors.json'));
     coordinatorTests(await get('coordinator_vectors.json'));
+    pathMatchTests(await get('path_match_vectors.json'));
     schedulerTests();
     await otherTests();
   } catch (e) {
