@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/dustin/go-humanize"
+
+	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
 func init() {
@@ -96,7 +98,7 @@ func matcherPaths(set map[string]json.RawMessage) ([]string, error) {
 //	    max_neighbours   <n>
 //	    max_connections_per_address <n>|off
 //	    ab               <percent>
-//	    dashboard
+//	    dashboard        [on|off]
 //	    auto             <patterns...>
 //	    ice_server       <stun:|turn:url> [<username> <credential>]
 //	    stun             off|<listen address>
@@ -144,6 +146,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
+			if v < protocol.MinBlockSize || v > protocol.MaxBlockSize {
+				return d.Errf("block_size: %q is outside 16KiB..4MiB", d.Val())
+			}
 			h.BlockSize = int(v)
 		case "cache_size":
 			if !d.NextArg() {
@@ -187,8 +192,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			n, err := strconv.Atoi(d.Val())
-			if err != nil || n < 1 {
-				return d.Errf("max_neighbours: %q is not a positive whole number", d.Val())
+			if err != nil || n < 1 || n > maxNeighboursLimit {
+				return d.Errf("max_neighbours: %q is not a whole number from 1 to %d", d.Val(), maxNeighboursLimit)
 			}
 			h.MaxNeighbours = n
 		case "max_connections_per_address":
@@ -220,6 +225,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			continue
 		case "dashboard":
 			h.Dashboard = true
+			if d.NextArg() {
+				if d.Val() != "on" && d.Val() != "off" {
+					return d.Errf("dashboard takes on or off, or nothing (on), not %q", d.Val())
+				}
+				h.Dashboard = d.Val() == "on"
+			}
 		case "auto":
 			h.Auto = append(h.Auto, d.RemainingArgs()...)
 			if len(h.Auto) == 0 {

@@ -35,6 +35,10 @@ const (
 	DefaultCacheSize = 256 << 20
 
 	defaultConnectionsPerAddress = coordinator.DefaultMaxConnectionsPerAddress
+
+	// maxNeighboursLimit bounds max_neighbours: more DataChannels per file
+	// than browsers handle well.
+	maxNeighboursLimit = 64
 )
 
 // Handler makes the site's large public files shareable between its
@@ -153,6 +157,12 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	fillDefaults(h)
+	expandPlaceholders(h)
+	// Caddy validates after provisioning; checked first here so a bad value
+	// is reported in the config's own words, not by a part built from it.
+	if err := h.Validate(); err != nil {
+		return err
+	}
 	if err := checkReachable(ctx, h.Prefix); err != nil {
 		return err
 	}
@@ -231,6 +241,24 @@ func fillDefaults(h *Handler) {
 	}
 }
 
+// expandPlaceholders replaces global placeholders such as {env.TURN_SECRET}
+// in the values the module passes on as they are: ICE servers and allowed
+// origins.
+func expandPlaceholders(h *Handler) {
+	repl := caddy.NewReplacer()
+	for i := range h.ICEServers {
+		s := &h.ICEServers[i]
+		for j, u := range s.URLs {
+			s.URLs[j] = repl.ReplaceKnown(u, "")
+		}
+		s.Username = repl.ReplaceKnown(s.Username, "")
+		s.Credential = repl.ReplaceKnown(s.Credential, "")
+	}
+	for i, o := range h.AllowedOrigins {
+		h.AllowedOrigins[i] = repl.ReplaceKnown(o, "")
+	}
+}
+
 // Validate checks the configuration once defaults are filled.
 func (h *Handler) Validate() error {
 	if !strings.HasPrefix(h.Prefix, "/") || strings.ContainsAny(h.Prefix, "*?#% ") || h.Prefix == "/" {
@@ -248,8 +276,8 @@ func (h *Handler) Validate() error {
 	if blocks := protocol.BlockCount(h.MaxSize, h.BlockSize); blocks > protocol.MaxBlocks {
 		return fmt.Errorf("p2pxhr: max_size %d at block_size %d gives %d blocks, more than the limit of %d", h.MaxSize, h.BlockSize, blocks, protocol.MaxBlocks)
 	}
-	if h.MaxNeighbours < 0 || h.MaxNeighbours > 64 {
-		return fmt.Errorf("p2pxhr: max_neighbours %d outside 1..64", h.MaxNeighbours)
+	if h.MaxNeighbours < 0 || h.MaxNeighbours > maxNeighboursLimit {
+		return fmt.Errorf("p2pxhr: max_neighbours %d outside 1..%d", h.MaxNeighbours, maxNeighboursLimit)
 	}
 	for _, s := range h.ICEServers {
 		for _, u := range s.URLs {

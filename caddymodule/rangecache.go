@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -16,12 +17,14 @@ import (
 // rangeCache keeps whole copies of resource versions on disk, so Range
 // requests can be answered when the upstream ignores Range. It is an LRU
 // bounded by total bytes, copies being filled included: a fill reserves
-// its length before its first byte is written. Each handler instance owns
-// a fresh directory.
+// its length before its first byte is written. Each cache owns a fresh
+// directory, locked for as long as its process holds it (ownerLock), so a
+// later start can tell the directories of dead processes and remove them.
 type rangeCache struct {
 	dir    string
 	max    int64
 	logger *zap.Logger
+	owner  *os.File // the held lock on dir
 
 	mu       sync.Mutex
 	lru      *list.List // of *cachedCopy, most recent first
@@ -62,11 +65,56 @@ func newRangeCache(base string, max int64, logger *zap.Logger) (*rangeCache, err
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(base, "cache-")
+	removeStaleCaches(base, logger)
+	// Made under another name and renamed once locked, so a sweep by
+	// another process never sees it unlocked.
+	tmp, err := os.MkdirTemp(base, "new-")
 	if err != nil {
 		return nil, err
 	}
-	return &rangeCache{dir: dir, max: max, logger: logger, lru: list.New(), entries: make(map[string]*list.Element)}, nil
+	owner, err := lockOwner(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	dir := filepath.Join(base, "cache-"+strings.TrimPrefix(filepath.Base(tmp), "new-"))
+	if err := os.Rename(tmp, dir); err != nil {
+		owner.Close()
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return &rangeCache{dir: dir, max: max, logger: logger, owner: owner, lru: list.New(), entries: make(map[string]*list.Element)}, nil
+}
+
+// ownerLockName is the file in a cache directory whose lock says its
+// process is alive.
+const ownerLockName = "owner.lock"
+
+// removeStaleCaches deletes the cache directories under base that no live
+// process holds (a killed Caddy never ran its cleanup), and half-made ones.
+func removeStaleCaches(base string, logger *zap.Logger) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, "cache-") && !strings.HasPrefix(name, "new-") {
+			continue
+		}
+		dir := filepath.Join(base, name)
+		if stale, known := ownerGone(dir); !known || !stale {
+			continue
+		}
+		if info, err := e.Info(); strings.HasPrefix(name, "new-") && (err != nil || time.Since(info.ModTime()) < time.Minute) {
+			continue // another start may be between making it and locking it
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			logger.Warn("range cache: removing a stale directory", zap.String("dir", dir), zap.Error(err))
+			continue
+		}
+		logger.Info("range cache: removed the directory of a process that is gone", zap.String("dir", dir))
+	}
 }
 
 // open returns the stored copy for key, if any. An open file stays
@@ -146,5 +194,9 @@ func (c *rangeCache) discard(f *os.File, size int64) {
 
 // close removes the cache directory and everything in it.
 func (c *rangeCache) close() error {
-	return os.RemoveAll(c.dir)
+	err := os.RemoveAll(c.dir)
+	if c.owner != nil {
+		c.owner.Close()
+	}
+	return err
 }

@@ -96,3 +96,15 @@ func TestSpellingsThatKeepTheModuleReachable(t *testing.T) {
 		}
 	}
 }
+
+// jsonLoadError provisions a site whose only route handler is the given
+// JSON, as `caddy validate` does.
+func jsonLoadError(t *testing.T, handler string) error {
+	t.Helper()
+	raw := `{"admin":{"disabled":true},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:1"],"routes":[{"handle":[` + handler + `]}]}}}}}`
+	var cfg caddy.Config
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return caddy.Validate(&cfg)
+}
