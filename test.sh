@@ -51,6 +51,8 @@ fi
 if command -v npm >/dev/null 2>&1; then
 	echo "== npm ci (browser driver)"
 	npm ci --prefix internal/browsertest/driver --no-audit --no-fund --loglevel=error
+	echo "== npm ci (tsc, for the client's TypeScript declarations)"
+	npm ci --prefix client/test/types --no-audit --no-fund --loglevel=error
 else
 	echo "== npm missing: tests that need the browser driver will be skipped" >&2
 fi

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,15 +18,24 @@ import (
 	"github.com/p2pxhr/p2pxhr/client"
 )
 
-// clientAsset is the browser client bundle, with a content hash that
-// serves as its ETag and its cache-busting version.
+// clientAsset is the browser client as served: the classic bundle
+// (client.js), the ES module build (client.mjs), their source maps and the
+// TypeScript declarations, each with a content hash as its ETag. version,
+// client.js's hash, makes the tag's URL change with the client.
 type clientAsset struct {
-	body    []byte
 	version string
+	files   map[string]assetFile // by route under the prefix
 }
 
-// The bundle depends only on the embedded sources, so it is built once per
-// process however many times Caddy provisions the handler (every config
+// assetFile is one file of the client.
+type assetFile struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+// The bundles depend only on the embedded sources, so they are built once
+// per process however many times Caddy provisions the handler (every config
 // reload does).
 var (
 	bundleOnce sync.Once
@@ -34,36 +44,61 @@ var (
 )
 
 func loadClientAsset() (*clientAsset, error) {
-	bundleOnce.Do(func() {
-		var body []byte
-		body, bundleErr = BuildClientBundle()
-		if bundleErr == nil {
-			sum := sha256.Sum256(body)
-			bundle = &clientAsset{body: body, version: hex.EncodeToString(sum[:8])}
-		}
-	})
+	bundleOnce.Do(func() { bundle, bundleErr = buildClientAsset() })
 	return bundle, bundleErr
 }
 
-// embedNamespace marks modules esbuild reads from client.Files.
-const embedNamespace = "p2pxhr-embed"
+func buildClientAsset() (*clientAsset, error) {
+	const js, types, sourceMap = "text/javascript; charset=utf-8", "application/typescript; charset=utf-8", "application/json"
+	a := &clientAsset{files: map[string]assetFile{}}
+	add := func(name, contentType string, body []byte) {
+		sum := sha256.Sum256(body)
+		a.files[name] = assetFile{body: body, contentType: contentType, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+	}
+	for _, b := range []struct {
+		name, entry string
+		format      api.Format
+	}{{"client.js", client.Entry, api.FormatIIFE}, {"client.mjs", client.ModuleEntry, api.FormatESModule}} {
+		code, srcMap, err := buildClient(b.entry, b.format, b.name)
+		if err != nil {
+			return nil, err
+		}
+		add(b.name, js, code)
+		add(b.name+".map", sourceMap, srcMap)
+	}
+	add("client.d.ts", types, []byte(client.Declarations))
+	a.version = strings.Trim(a.files["client.js"].etag, `"`)
+	return a, nil
+}
 
-// BuildClientBundle bundles and minifies the embedded ES modules into one
-// IIFE for the browsers of today (es2020), reading every module from the
-// embedded files through a plugin so no file on disk and no npm is needed.
+// BuildClientBundle bundles and minifies the embedded ES modules into the
+// classic script every page loads (client.js), for the browsers of today
+// (es2020). No file on disk and no npm is needed.
 func BuildClientBundle() ([]byte, error) {
+	code, _, err := buildClient(client.Entry, api.FormatIIFE, "client.js")
+	return code, err
+}
+
+// buildClient bundles entry from the embedded files into one minified file
+// named outfile, with an external source map (sources included) that the
+// file points to by name, so browsers' developer tools show the modules.
+func buildClient(entry string, format api.Format, outfile string) (code, sourceMap []byte, err error) {
 	res := api.Build(api.BuildOptions{
-		EntryPoints:       []string{client.Entry},
+		EntryPoints:       []string{entry},
 		Bundle:            true,
-		Format:            api.FormatIIFE,
+		Format:            format,
 		Target:            api.ES2020,
 		MinifyWhitespace:  true,
 		MinifyIdentifiers: true,
 		MinifySyntax:      true,
 		Charset:           api.CharsetUTF8,
 		LegalComments:     api.LegalCommentsNone,
+		Sourcemap:         api.SourceMapLinked,
+		SourcesContent:    api.SourcesContentInclude,
 		Write:             false,
-		Outfile:           "client.js",
+		Outdir:            "/",
+		EntryNames:        strings.TrimSuffix(outfile, path.Ext(outfile)),
+		OutExtension:      map[string]string{".js": path.Ext(outfile)},
 		Plugins:           []api.Plugin{embedPlugin()},
 		LogLevel:          api.LogLevelSilent,
 	})
@@ -76,13 +111,42 @@ func BuildClientBundle() ([]byte, error) {
 			}
 			msgs = append(msgs, loc+e.Text)
 		}
-		return nil, errors.New("bundling the client: " + strings.Join(msgs, "; "))
+		return nil, nil, errors.New("bundling the client: " + strings.Join(msgs, "; "))
 	}
-	if len(res.OutputFiles) != 1 {
-		return nil, fmt.Errorf("bundling the client: %d output files, want 1", len(res.OutputFiles))
+	for _, f := range res.OutputFiles {
+		switch path.Base(f.Path) {
+		case outfile:
+			code = f.Contents
+		case outfile + ".map":
+			sourceMap = f.Contents
+		}
 	}
-	return res.OutputFiles[0].Contents, nil
+	if code == nil || sourceMap == nil {
+		return nil, nil, fmt.Errorf("bundling the client: %d output files, want %s and its map", len(res.OutputFiles), outfile)
+	}
+	sourceMap, err = renameSources(sourceMap)
+	return code, sourceMap, err
 }
+
+// renameSources names the map's sources by their paths in the repository
+// (client/src/...) instead of esbuild's namespace:path.
+func renameSources(sourceMap []byte) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(sourceMap, &m); err != nil {
+		return nil, fmt.Errorf("bundling the client: source map: %w", err)
+	}
+	if sources, ok := m["sources"].([]any); ok {
+		for i, src := range sources {
+			if name, ok := src.(string); ok {
+				sources[i] = "client/" + strings.TrimPrefix(name, embedNamespace+":")
+			}
+		}
+	}
+	return json.Marshal(m)
+}
+
+// embedNamespace marks modules esbuild reads from client.Files.
+const embedNamespace = "p2pxhr-embed"
 
 // embedPlugin resolves the entry and relative imports to paths inside
 // client.Files and loads them from there; anything else is an error, so the
@@ -113,22 +177,34 @@ func embedPlugin() api.Plugin {
 	}
 }
 
-// serve answers GET {prefix}client.js. A request naming the current
-// version (?v=...) may be cached for a year; others revalidate by ETag.
-func (c *clientAsset) serve(w http.ResponseWriter, r *http.Request) error {
+// serve answers GET {prefix}<name> for the client's files. A request
+// naming the current version (?v=...) may be cached for a year; others
+// revalidate by ETag.
+func (c *clientAsset) serve(w http.ResponseWriter, r *http.Request, name string) error {
+	f := c.files[name]
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return writeJSONError(w, http.StatusMethodNotAllowed, "client.js answers GET only")
+		return writeJSONError(w, http.StatusMethodNotAllowed, name+" answers GET only")
 	}
 	h := w.Header()
-	h.Set("Content-Type", "text/javascript; charset=utf-8")
-	h.Set("ETag", `"`+c.version+`"`)
+	h.Set("Content-Type", f.contentType)
+	h.Set("ETag", f.etag)
 	h.Set("X-Content-Type-Options", "nosniff")
+	if name == "client.mjs" {
+		// Deno and editors that follow it find the module's types here.
+		h.Set("X-TypeScript-Types", "./client.d.ts")
+	}
 	if r.URL.Query().Get("v") == c.version {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
 		h.Set("Cache-Control", "public, max-age=300")
 	}
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(c.body))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
 	return nil
+}
+
+// has reports whether name is one of the client's files.
+func (c *clientAsset) has(name string) bool {
+	_, ok := c.files[name]
+	return ok
 }

@@ -349,9 +349,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // serveOwnRoute answers the routes under the prefix; unknown ones fall
 // through to the site so a page of the same name still works.
 func (h *Handler) serveOwnRoute(w http.ResponseWriter, r *http.Request, route string, next caddyhttp.Handler) error {
+	if h.client.has(route) {
+		return h.client.serve(w, r, route)
+	}
 	switch route {
-	case "client.js":
-		return h.client.serve(w, r)
 	case "manifest":
 		return h.serveManifest(w, r)
 	case "ws":

@@ -11,5 +11,14 @@ import "embed"
 //go:embed src/*.js
 var Files embed.FS
 
-// Entry is the module every page loads; it imports the others.
+// Entry is the module every page loads (client.js); it imports the others.
 const Entry = "src/index.js"
+
+// ModuleEntry is the entry of the ES module build (client.mjs), whose
+// exports are the client's API.
+const ModuleEntry = "src/module.js"
+
+// Declarations are the client's TypeScript declarations (client.d.ts).
+//
+//go:embed client.d.ts
+var Declarations string

@@ -1,21 +1,41 @@
 // Options come from data-* attributes on the client's script tag (what the
 // Caddy module injects) and from a `peer5.config` object a page may set
-// before the script loads; the attribute wins. The object stays live:
+// before the script loads; the attribute wins. That object itself becomes
+// the config (defaults filled in, its other fields kept), so it stays live:
 // pages may change it later (peer5.config.p2p = false) and new requests
 // follow.
+import { warn } from './warn.js';
 
 const DEFAULTS = { prefix: '/_p2pxhr/', iceServers: [], maxPeers: 6, upload: true, p2p: true, group: '', auto: '', maxSeedBytes: 512 << 20, autoIndicator: true, diskSaveMin: 64 << 20 };
 
-export function readConfig(script, preset) {
-  const c = Object.assign({}, DEFAULTS, preset || {});
+/**
+ * @param {Element|null} script the client's tag, for its data-* options
+ * @param {object|undefined} preset the page's peer5.config, kept as the config object
+ * @param {string} [ownPrefix] the prefix the client was loaded from, when no option names one
+ */
+export function readConfig(script, preset, ownPrefix) {
+  const c = preset && typeof preset === 'object' ? preset : {};
+  for (const [k, v] of Object.entries(DEFAULTS)) {
+    if (c[k] === undefined) c[k] = k === 'prefix' && ownPrefix ? ownPrefix : v;
+  }
   const attr = (n) => (script ? script.getAttribute('data-' + n) : null);
   const on = (v) => v !== 'off' && v !== 'false' && v !== '0';
   let v;
   if ((v = attr('prefix'))) c.prefix = v.endsWith('/') ? v : v + '/';
   if ((v = attr('ice-servers') || attr('ice'))) {
-    try { c.iceServers = JSON.parse(v); } catch { /* keep the default: a bad option must not break the page */ }
+    try {
+      const servers = JSON.parse(v);
+      if (!Array.isArray(servers)) throw new TypeError('not an array');
+      c.iceServers = servers;
+    } catch (e) {
+      // A bad option must not break the page, nor pass unnoticed.
+      warn(`data-ice-servers is not a JSON array of ICE servers (${e.message}); using ${JSON.stringify(c.iceServers)}`);
+    }
   }
-  if ((v = attr('max-peers')) && +v >= 0) c.maxPeers = +v;
+  if ((v = attr('max-peers')) !== null) {
+    if (v !== '' && +v >= 0) c.maxPeers = +v;
+    else warn(`data-max-peers="${v}" is not a number of peers; using ${c.maxPeers}`);
+  }
   if ((v = attr('upload')) !== null) c.upload = on(v);
   if ((v = attr('p2p')) !== null) c.p2p = on(v);
   if ((v = attr('group'))) c.group = v;
