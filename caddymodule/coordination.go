@@ -5,37 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/p2pxhr/p2pxhr/coordinator"
 )
-
-// newCoordinator sets up the coordinator behind {prefix}ws: swarms open
-// only for manifests built here, and the rate limit's pressure is the
-// "server loaded" hint.
-func (h *Handler) newCoordinator() (*coordinator.Coordinator, error) {
-	bp, err := h.newBackplane()
-	if err != nil {
-		return nil, err
-	}
-	c, err := coordinator.New(coordinator.Config{
-		Backplane:                bp,
-		KnownSiteSwarm:           h.manifests.Known,
-		Site:                     siteOf,
-		SwarmBlocks:              h.manifests.Blocks,
-		SwarmSize:                h.manifests.Size,
-		MaxNeighbours:            h.MaxNeighbours,
-		MaxConnectionsPerAddress: h.MaxConnectionsPerAddress,
-		AllowedOrigins:           h.AllowedOrigins,
-		ClientIP:                 clientIP,
-		Loaded:                   h.limiter.Loaded,
-		ICEServers:               h.iceServersFor,
-		Logger:                   h.logger.Named("coordinator"),
-	})
-	if err != nil && bp != nil {
-		bp.Close()
-	}
-	return c, err
-}
 
 // clientIP is the visitor's address as Caddy determined it (trusted
 // proxies applied), for the coordinator's same-network preference.

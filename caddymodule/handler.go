@@ -141,6 +141,7 @@ type Handler struct {
 	origin    *originBook
 	ice       *iceState
 	history   *usageHistory
+	site      *siteState
 	// historyStop ends the goroutine sampling into history; it closes historyDone.
 	historyStop, historyDone chan struct{}
 }
@@ -177,27 +178,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.registry = ctx.GetMetricsRegistry()
 	h.metrics = metricsFor(h.registry)
-	h.reports = newReportBook()
-	h.origin = newOriginBook()
 	h.limiter = newByteLimiter(h.HTTPRateLimit)
 	if err := h.provisionICE(ctx); err != nil {
 		return fmt.Errorf("p2pxhr: %w", err)
 	}
 	h.manifests = newManifestService(h)
-	if h.CacheSize > 0 {
-		rc, err := newRangeCache(rangeCacheDir(), h.CacheSize, h.logger)
-		if err != nil {
-			return fmt.Errorf("p2pxhr: range cache: %w", err)
-		}
-		h.ranges = rc
-	}
 	client, err := loadClientAsset()
 	if err != nil {
 		return fmt.Errorf("p2pxhr: client: %w", err)
 	}
 	h.client = client
-	if h.coord, err = h.newCoordinator(); err != nil {
-		return fmt.Errorf("p2pxhr: coordinator: %w", err)
+	// The site's coordinator, manifests, range cache and books, kept
+	// across reloads (sitestate.go).
+	if h.site, err = joinSite(ctx, h); err != nil {
+		return err
 	}
 	h.metrics.coords.add(h.coord)
 	if *h.Inject {
@@ -205,7 +199,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("p2pxhr: injection: %w", err)
 		}
 	}
-	h.history = newUsageHistory(historySlot, historySlots)
 	h.historyStop, h.historyDone = make(chan struct{}), make(chan struct{})
 	go h.recordHistory(h.historyStop, h.historyDone)
 	return nil
@@ -320,13 +313,14 @@ func (h *Handler) Cleanup() error {
 	}
 	if h.coord != nil {
 		h.metrics.coords.remove(h.coord)
-		errs = append(errs, h.coord.Close())
 	}
 	if h.registry != nil {
 		forgetMetrics(h.registry)
 	}
-	if h.ranges != nil {
-		errs = append(errs, h.ranges.close())
+	if h.site != nil {
+		// Closes the coordinator and the range cache only if no config
+		// of the site uses them any more.
+		errs = append(errs, h.site.leave(h))
 	}
 	if h.manifests != nil {
 		h.manifests.builds.stop()

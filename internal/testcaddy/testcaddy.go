@@ -23,6 +23,10 @@ import (
 // caddyMu serialises tests that run Caddy: its config is process-global.
 var caddyMu sync.Mutex
 
+// loaded is the JSON config last loaded by StartCaddyfile or Reload, for
+// Restart.
+var loaded []byte
+
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
@@ -67,7 +71,8 @@ func Start(t testing.TB, siteBody string) string {
 func StartCaddyfile(t testing.TB, caddyfile, base string) string {
 	t.Helper()
 	caddyMu.Lock()
-	if err := caddy.Load(Adapt(t, caddyfile), true); err != nil {
+	loaded = Adapt(t, caddyfile)
+	if err := caddy.Load(loaded, true); err != nil {
 		caddyMu.Unlock()
 		t.Fatalf("loading config: %v", err)
 	}
@@ -77,12 +82,19 @@ func StartCaddyfile(t testing.TB, caddyfile, base string) string {
 		}
 		caddyMu.Unlock()
 	})
+	waitListening(t, base)
+	return base
+}
+
+// waitListening waits until base accepts connections.
+func waitListening(t testing.TB, base string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 		if err == nil {
 			conn.Close()
-			return base
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("caddy did not listen on %s: %v", base, err)
@@ -91,25 +103,80 @@ func StartCaddyfile(t testing.TB, caddyfile, base string) string {
 	}
 }
 
+// Reload loads a new Caddyfile into the Caddy a StartCaddyfile of the same
+// test runs, as `caddy reload` does: the new config is provisioned and
+// started, then the old one stopped and cleaned up.
+func Reload(t testing.TB, caddyfile string) {
+	t.Helper()
+	cfg := Adapt(t, caddyfile)
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("reloading: %v\n%s", err, caddyfile)
+	}
+	loaded = cfg
+}
+
+// Restart stops the Caddy a StartCaddyfile of the same test runs and loads
+// its last config anew, as a restart of the process would (nothing kept in
+// memory), and waits until base answers.
+func Restart(t testing.TB, base string) {
+	t.Helper()
+	if err := caddy.Stop(); err != nil {
+		t.Fatalf("stopping caddy: %v", err)
+	}
+	if err := caddy.Load(loaded, true); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	waitListening(t, base)
+}
+
 // Get performs a GET with optional header name/value pairs and returns the
 // response with its body read.
 func Get(t testing.TB, url string, headers ...string) (*http.Response, []byte) {
 	t.Helper()
+	res, body, err := get(http.DefaultClient, url, headers...)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return res, body
+}
+
+// FreshGet is Get for the moments after a reload, on connections of its
+// own: Caddy closes the old server's idle connections, and a connection
+// the old server accepts while it stops is dropped with no answer (EOF or
+// a reset). Such a GET, which no server answered, is tried again, for up
+// to two seconds.
+func FreshGet(t testing.TB, url string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		res, body, err := get(client, url, headers...)
+		if err == nil {
+			return res, body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(client *http.Client, url string, headers ...string) (*http.Response, []byte, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		return nil, nil, err
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("reading %s: %v", url, err)
+		return nil, nil, fmt.Errorf("reading the body: %w", err)
 	}
-	return res, body
+	return res, body, nil
 }
