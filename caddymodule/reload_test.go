@@ -307,6 +307,20 @@ func TestReloadWithoutTheDirectiveClosesPeers(t *testing.T) {
 	}
 }
 
+// A Go peer told unknown-swarm (the server restarted and has not built the
+// manifest again) fetches the manifest again and rejoins.
+func TestGoPeerRejoinsAfterUnknownSwarm(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base, _, log := seededSite(t, ctx)
+
+	testcaddy.Restart(t, base) // nothing of the site survives a restart
+	waitCond(t, ctx, "the seeder to rejoin", func() bool { return siteStatsNow(t, base).Swarm.Members == 1 })
+	if log.count("unknown-swarm") == 0 {
+		t.Errorf("the rejoin did not meet unknown-swarm first, so this test proves nothing: %q", log.lines)
+	}
+}
+
 // Two sites of one config (two hosts on one listener here) keep apart
 // what they count, before and after a reload.
 func TestSitesKeepTheirOwnState(t *testing.T) {

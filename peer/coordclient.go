@@ -47,6 +47,9 @@ type CoordOptions struct {
 	QueueSize int
 	// Logf, if set, receives connection events and server errors.
 	Logf func(format string, args ...any)
+	// HTTPClient fetches a manifest again when the coordinator does not
+	// know a swarm (default http.DefaultClient).
+	HTTPClient *http.Client
 }
 
 func (o CoordOptions) withDefaults() CoordOptions {
@@ -75,6 +78,9 @@ func (o CoordOptions) withDefaults() CoordOptions {
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
 	}
 	return o
 }
@@ -123,6 +129,11 @@ type coordSwarm struct {
 	// Stats are cumulative since join at the coordinator; after a
 	// reconnect the new membership counts from base, the totals last sent.
 	latest, sent, base SwarmStats
+	// rejoin.go: attempts after unknown-swarm in rejoinSess, and whether
+	// one is under way.
+	rejoinSess *coordSession
+	rejoins    int
+	rejoining  bool
 }
 
 // NewCoordClient returns a client for the coordinator of site (an http or

@@ -303,6 +303,9 @@ func (s *coordSession) handle(m protocol.CoordinatorMessage) bool {
 				}
 				c.mu.Unlock()
 			}
+			if m.Code == protocol.ErrCodeUnknownSwarm {
+				c.rejoinLater(s, m.Swarm)
+			}
 		}
 	}
 	return true

@@ -5,8 +5,9 @@
 import { BlockStore } from './store.js';
 import { PeerConn } from './peerconn.js';
 import * as msg from './coordmsg.js';
+import { fetchManifest } from './manifest.js';
 
-const HAVE_FLUSH = 500, STATS_PERIOD = 5000, MAX_HAVE = 1024;
+const HAVE_FLUSH = 500, STATS_PERIOD = 5000, MAX_HAVE = 1024, MAX_REJOINS = 5;
 
 export class Swarm {
   constructor(manifest, url, ctx) {
@@ -51,7 +52,33 @@ export class Swarm {
         if (c && !c.open) c.close(); // an open channel may outlive the peer's coordinator link
         break;
       }
+      case 'error':
+        if (m.code === 'unknown-swarm') this.rejoinLater();
+        break;
     }
+  }
+
+  /**
+   * The coordinator does not know this swarm: its server restarted and has
+   * not built the manifest again (it opens swarms only for manifests it
+   * built). Fetching the manifest builds it; if it still names this swarm,
+   * join again, backing off, a few times at most per connection. Another id
+   * means the file changed: nothing to rejoin.
+   */
+  rejoinLater() {
+    const link = this.ctx.link;
+    if (this.rejoining) return;
+    if (this.rejoinPeer !== link.peer) { this.rejoinPeer = link.peer; this.rejoins = 0; }
+    if (this.rejoins >= MAX_REJOINS) return;
+    this.rejoining = true;
+    const wait = 1000 * 2 ** this.rejoins++ * (0.5 + Math.random());
+    setTimeout(async () => {
+      try {
+        const m = await fetchManifest(this.ctx.config.prefix, new URL(this.url, location.href));
+        if (m && m.id === this.id && link.swarms.get(this.id) === this && link.peer === this.rejoinPeer) link.join(this);
+      } catch { /* offline: the next reconnect joins again */ }
+      this.rejoining = false;
+    }, wait);
   }
 
   connect(id, offer) {
