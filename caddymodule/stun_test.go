@@ -54,7 +54,7 @@ func stunBinding(t *testing.T, addr string) (net.Addr, error) {
 // iceStats reads the "ice" part of {prefix}dashboard/stats (sites need `dashboard`).
 func iceStats(t *testing.T, base string) iceStatus {
 	t.Helper()
-	_, body := get(t, base+"/_p2pxhr/dashboard/stats")
+	_, body := testcaddy.FreshGet(t, base+"/_p2pxhr/dashboard/stats")
 	var rep struct {
 		ICE iceStatus `json:"ice"`
 	}
@@ -192,7 +192,7 @@ func TestSTUNSharedBySitesAndKeptAcrossReload(t *testing.T) {
 	if err := caddy.Load(adapt(t, cf2), true); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	if _, body := get(t, a+"/"); string(body) != "two" {
+	if _, body := testcaddy.FreshGet(t, a+"/"); string(body) != "two" { // the reload closed the old idle connections
 		t.Fatalf("after reload the site answered %q", body)
 	}
 	if st := iceStats(t, a); st.STUN != "udp "+addr || st.STUNError != "" {
