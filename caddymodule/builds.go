@@ -101,15 +101,6 @@ func (g *buildGroup) do(ctx context.Context, key manifestKey, run func(context.C
 	return nil, ctx.Err()
 }
 
-// stop cancels every build in flight: the config is being unloaded.
-func (g *buildGroup) stop() {
-	g.mu.Lock()
-	for _, b := range g.builds {
-		b.cancel()
-	}
-	g.mu.Unlock()
-}
-
 func (g *buildGroup) run(ctx context.Context, key manifestKey, b *build, run func(context.Context) (*manifestEntry, error)) {
 	defer func() {
 		b.cancel()

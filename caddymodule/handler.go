@@ -322,9 +322,8 @@ func (h *Handler) Cleanup() error {
 		// of the site uses them any more.
 		errs = append(errs, h.site.leave(h))
 	}
-	if h.manifests != nil {
-		h.manifests.builds.stop()
-	}
+	// Builds in flight are left to finish: their waiters are requests the
+	// old server is still draining, and a build ends with its last waiter.
 	errs = append(errs, h.ice.close())
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
 	"github.com/p2pxhr/p2pxhr/peer"
+	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
 // reloadSite is a Caddyfile whose site differs between reloads only in a
@@ -378,5 +380,38 @@ func TestReloadRebuildingTheCoordinatorRejoinsPeers(t *testing.T) {
 	waitCond(t, ctx, "the seeder to join the new one", func() bool { return siteStatsNow(t, base).Swarm.Members == 1 })
 	if n := log.count("unknown-swarm"); n > 0 {
 		t.Errorf("the new coordinator did not know the swarm (%d unknown-swarm)", n)
+	}
+}
+
+// A manifest request that straddles a reload still gets its manifest: the
+// old config's builds are not cut off while someone waits for them (the
+// old server drains its requests; the build ends with its last waiter).
+func TestManifestBuildStraddlingAReload(t *testing.T) {
+	data := randomBytes(1<<20, 63)
+	origin := newHeldOrigin(data)
+	upstream := httptest.NewServer(origin)
+	defer upstream.Close()
+	defer origin.free()
+	base := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	site := func(n int) string {
+		return fmt.Sprintf("%s%s {\n\theader X-Reload %d\n\tp2pxhr\n\treverse_proxy %s\n}\n",
+			testcaddy.GlobalOptions(), base, n, upstream.URL)
+	}
+	startCaddyfile(t, site(0), base)
+
+	got := manifestAsync(context.Background(), base, "/f.bin")
+	<-origin.started
+	testcaddy.Reload(t, site(1))
+	origin.free()
+	select {
+	case m := <-got:
+		if m == nil {
+			t.Fatal("the manifest request that straddled the reload got no manifest")
+		}
+		if want := independentHashes(data, protocol.DefaultBlockSize); len(m.Blocks) != len(want) || m.Blocks[0] != want[0] {
+			t.Fatal("manifest of the wrong bytes")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no answer to the manifest request within 60 s")
 	}
 }
