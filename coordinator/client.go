@@ -260,7 +260,8 @@ func (cl *client) hello(m protocol.CoordinatorMessage) bool {
 		return nil
 	})
 	cl.sendMessage(&protocol.Welcome{Version: protocol.CoordinatorVersion, Peer: cl.id,
-		Loaded: cl.c.loaded.Load(), Limits: cl.c.limits(), ICEServers: cl.iceServers})
+		Loaded: cl.c.loaded.Load(), Limits: cl.c.limits(), ICEServers: cl.iceServers,
+		Upload: cl.c.cfg.UploadPolicy})
 	return true
 }
 

@@ -31,6 +31,8 @@ type memberState struct {
 	HTTP  int64 `json:"http,omitempty"`
 	Peers int64 `json:"peers,omitempty"`
 	Up    int64 `json:"up,omitempty"`
+	// Seed: it joined as a seeder.
+	Seed bool `json:"seed,omitempty"`
 }
 
 // clusterState is embedded in swarmTable; guarded by swarmTable.mu.
@@ -95,13 +97,15 @@ func (t *swarmTable) resync(swarmID, node string, ms *memberState, settleAt time
 		}
 		s.seq++
 		mem = &member{id: ms.Peer, net: ms.Net, group: t.totals.groupKey(ms.Group), seq: s.seq, open: -1,
-			links: make(map[string]struct{}), resynced: true}
+			links: make(map[string]struct{}), resynced: true, seed: ms.Seed}
 		s.members[mem.id] = mem
 		t.totals.member(mem.group, +1)
+		t.seedAdded(s, mem)
 	}
 	mem.node = node
 	mem.bits = append(protocol.Bitfield(nil), ms.Bitfield...)
 	mem.count = mem.bits.Count()
+	t.seedHeld(s, mem)
 	size := t.swarmSize(s) // clamped as stats are (swarm.go)
 	mem.http, mem.peers = max(mem.http, min(ms.HTTP, size)), max(mem.peers, min(ms.Peers, size))
 	mem.up = max(mem.up, min(ms.Up, maxUploadCopies*size))
@@ -238,6 +242,7 @@ func (t *swarmTable) release(keep func(id string) bool) int {
 		}
 		for _, m := range s.members {
 			t.totals.member(m.group, -1)
+			t.seedRemoved(m)
 		}
 		delete(t.swarms, id)
 		delete(t.unsettled, id)

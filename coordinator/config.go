@@ -40,8 +40,16 @@ type Config struct {
 	// SwarmSize, if set, gives the resource size of a known swarm: a
 	// member's stats count at most that many bytes downloaded (and
 	// maxUploadCopies times that uploaded). Without it the bound is the
-	// block count times protocol.MaxBlockSize.
+	// block count times protocol.MaxBlockSize. It also gives the bytes
+	// seeders announce holding (Stats.Seeding).
 	SwarmSize func(id string) (size int64, ok bool)
+
+	// UploadPolicy is the site's policy on visitors' uploads, told in every
+	// welcome: protocol.UploadAlways (default), UploadConsent or
+	// UploadNever. Browser clients obey it; the coordinator does not
+	// refuse seeders under it (an operator's own Go seeders serve under
+	// "never").
+	UploadPolicy string
 
 	// MaxNeighbours (K) is how many neighbours the coordinator keeps a peer
 	// supplied with. Default 6.
@@ -161,6 +169,13 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("coordinator: PingPeriod must be shorter than PongWait")
 	case cfg.HelloTimeout < 0 || cfg.WriteWait < 0 || cfg.LoadPollInterval < 0:
 		return cfg, errors.New("coordinator: durations must be positive")
+	}
+	switch cfg.UploadPolicy {
+	case "":
+		cfg.UploadPolicy = protocol.UploadAlways
+	case protocol.UploadAlways, protocol.UploadConsent, protocol.UploadNever:
+	default:
+		return cfg, errors.New(`coordinator: UploadPolicy must be "always", "consent" or "never"`)
 	}
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = remoteIP

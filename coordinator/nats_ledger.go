@@ -41,7 +41,7 @@ func (l *ledger) sent(m Message) {
 			l.n++
 		}
 		ms[m.From] = &localMember{st: memberState{Peer: m.From, Net: m.Net, Group: m.Group, Blocks: j.Blocks,
-			Bitfield: append(protocol.Bitfield(nil), j.Bitfield...)}, links: make(map[string]struct{})}
+			Bitfield: append(protocol.Bitfield(nil), j.Bitfield...), Seed: j.Seed}, links: make(map[string]struct{})}
 		return
 	}
 	lm := l.swarms[m.Swarm][m.From]

@@ -31,7 +31,10 @@ type candidate struct {
 //  4. earlier join, for determinism.
 //
 // Never a itself, a peer it already has, a peer banned from the swarm, a
-// peer either side reported, or a peer at MaxDegree.
+// peer either side reported, or a peer at MaxDegree. A seeder (which does
+// not download) is never linked to a peer lacking none of the blocks it
+// holds, another seeder included; a seeder choosing ranks peers by how
+// much it can give them.
 func (t *swarmTable) choose(s *swarm, a *member) []*member {
 	want := t.cfg.MaxNeighbours - len(a.links)
 	if want <= 0 || s.banned[a.id] {
@@ -60,8 +63,11 @@ func (t *swarmTable) choose(s *swarm, a *member) []*member {
 		if _, ok := c.avoid[a.id]; ok {
 			continue
 		}
+		if a.seed && c.seed || useless(c, a, lacking) || useless(a, c, s.blocks-c.count) {
+			continue
+		}
 		k := candidate{m: c, sameNet: a.net != "" && a.net == c.net}
-		if lacking > 0 {
+		if lacking > 0 && !a.seed {
 			k.seeder = c.count == s.blocks
 			k.quarter = quarters(c.bits.CountMissing(a.bits), lacking)
 		} else {

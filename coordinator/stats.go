@@ -34,6 +34,8 @@ type Stats struct {
 	SignalsRelayed int64 `json:"signalsRelayed"`
 	Reports        int64 `json:"reports"`
 	Bans           int64 `json:"bans"`
+	// Seeding is about the members that joined as seeders.
+	Seeding SeedingStats `json:"seeding"`
 	// Connections counts the outcomes peers reported of their attempts to
 	// reach a neighbour (the offering side reports), on this node.
 	Connections ConnectionStats `json:"connections"`
@@ -141,6 +143,7 @@ type statsBook struct {
 	signals, reports, bans int64
 	total                  GroupStats
 	groups                 map[string]*GroupStats
+	seeding                seedingBook
 }
 
 // groupKey returns the key a group is counted under, bounding the map.
@@ -203,6 +206,7 @@ func (t *swarmTable) snapshot() Stats {
 		SignalsRelayed: t.totals.signals,
 		Reports:        t.totals.reports,
 		Bans:           t.totals.bans,
+		Seeding:        t.totals.seeding.snapshot(),
 		Groups:         make(map[string]GroupStats, len(t.totals.groups)),
 	}
 	for k, g := range t.totals.groups {

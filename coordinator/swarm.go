@@ -70,6 +70,10 @@ type member struct {
 	// pending holds links it claims that the other side has not confirmed
 	// yet, while its swarm is rebuilt after a change of nodes (cluster.go).
 	pending map[string]struct{}
+	// seed: joined as a seeder (seeders.go); held is the bytes it is
+	// counted as holding in the seeding totals.
+	seed bool
+	held int64
 }
 
 func newSwarmTable(cfg *Config, publish func(Message)) *swarmTable {
@@ -146,10 +150,11 @@ func (t *swarmTable) join(m Message, j *protocol.Join) {
 	s.seq++
 	mem := &member{id: m.From, node: m.Node, net: m.Net, group: t.totals.groupKey(m.Group), seq: s.seq, open: -1,
 		bits: append(protocol.Bitfield(nil), j.Bitfield...), count: j.Bitfield.Count(),
-		links: make(map[string]struct{})}
+		links: make(map[string]struct{}), seed: j.Seed}
 	s.members[mem.id] = mem
 	t.refresh(s, mem)
 	t.totals.member(mem.group, +1)
+	t.seedAdded(s, mem)
 	// The joiner always gets a Neighbours, empty or not: it is the answer
 	// to its join.
 	t.introduce(s, mem, t.choose(s, mem), true)
@@ -202,6 +207,7 @@ func (t *swarmTable) remove(s *swarm, mem *member) {
 	delete(s.reporters, from)
 	delete(s.banned, from)
 	t.totals.member(mem.group, -1)
+	t.seedRemoved(mem)
 	if len(s.members) == 0 {
 		delete(t.swarms, id)
 		return
@@ -256,6 +262,7 @@ func (t *swarmTable) have(from string, h *protocol.Have) {
 	if mem == nil {
 		return
 	}
+	defer t.seedHeld(s, mem)
 	for _, b := range h.Blocks {
 		if b >= s.blocks {
 			t.fail(from, s.id, protocol.ErrCodeBadBlockIndex, "block %d past the last block (%d)", b, s.blocks-1)
@@ -344,6 +351,7 @@ func (t *swarmTable) stats(from string, st *protocol.Stats) {
 		return
 	}
 	t.totals.add(mem.group, http-mem.http, peers-mem.peers, up-mem.up)
+	t.seedUploaded(mem, up-mem.up)
 	mem.http, mem.peers, mem.up = http, peers, up
 }
 

@@ -126,6 +126,9 @@ type coordSwarm struct {
 	blocks  int
 	pending []int // verified since the join of this session, not yet sent
 	joined  bool  // joined in the current session and not refused
+	// seed: it joined holding every block, so it will not download: the
+	// coordinator treats it as a seeder (a Go peer's Seed).
+	seed bool
 	// Stats are cumulative since join at the coordinator; after a
 	// reconnect the new membership counts from base, the totals last sent.
 	latest, sent, base SwarmStats
@@ -242,10 +245,10 @@ func (c *CoordClient) Join(ctx context.Context, swarm, manifestURL string, have 
 	if len(manifestURL) > protocol.MaxURLSize {
 		manifestURL = ""
 	}
-	s := &coordSwarm{url: manifestURL, have: bf, blocks: len(have)}
+	s := &coordSwarm{url: manifestURL, have: bf, blocks: len(have), seed: bf.Count() == len(have)}
 	// The message gets its own copy: Have keeps setting bits in s.have
 	// while the write pump encodes the join.
-	join := &protocol.Join{Swarm: swarm, URL: s.url, Blocks: s.blocks, Bitfield: slices.Clone(bf)}
+	join := &protocol.Join{Swarm: swarm, URL: s.url, Blocks: s.blocks, Bitfield: slices.Clone(bf), Seed: s.seed}
 	if err := join.Validate(); err != nil {
 		return err
 	}

@@ -278,3 +278,29 @@ func TestCoordClientUnreachable(t *testing.T) {
 		t.Errorf("Close took %v", d)
 	}
 }
+
+// A Go peer joining with every block (Seed) will not download: it joins as
+// a seeder, also again after a reconnect, and the coordinator counts it so.
+func TestCoordClientJoinsWholeCopiesAsSeeder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs := newCoordServer(t, coordinator.Config{})
+	c := dialCoord(t, ctx, cs.srv.URL, CoordOptions{MinBackoff: 10 * time.Millisecond})
+	d := dialCoord(t, ctx, cs.srv.URL, CoordOptions{})
+	if err := c.Join(ctx, testSwarmID, "", []bool{true, true, true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Join(ctx, testSwarmID, "", []bool{true, false, false}); err != nil {
+		t.Fatal(err)
+	}
+	seeding := func() coordinator.SeedingStats { return cs.cur.Load().Stats().Seeding }
+	waitFor(t, ctx, func() bool { return cs.cur.Load().Stats().Members == 2 })
+	if s := seeding(); s.Members != 1 || s.Peers != 1 {
+		t.Fatalf("seeding %+v, want the whole copy's peer alone", s)
+	}
+	cs.swap(t)
+	waitFor(t, ctx, func() bool { return cs.cur.Load().Stats().Members == 2 })
+	if s := seeding(); s.Members != 1 {
+		t.Fatalf("after reconnecting: seeding %+v, want one seeder", s)
+	}
+}

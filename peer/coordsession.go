@@ -168,7 +168,7 @@ func (c *CoordClient) dial() (*coordSession, error) {
 	// from what the previous membership was told.
 	for id, s := range c.swarms {
 		s.pending, s.base = nil, s.sent
-		s.joined = sess.enqueue(&protocol.Join{Swarm: id, URL: s.url, Blocks: s.blocks, Bitfield: slices.Clone(s.have)})
+		s.joined = sess.enqueue(&protocol.Join{Swarm: id, URL: s.url, Blocks: s.blocks, Bitfield: slices.Clone(s.have), Seed: s.seed})
 	}
 	c.mu.Unlock()
 	c.readyOnce.Do(func() { close(c.ready) })

@@ -88,6 +88,18 @@ const (
 	ReportProtocol = "protocol"
 )
 
+// Upload policies a Welcome states (see Welcome.Upload).
+const (
+	// UploadAlways: visitors' browsers serve blocks to others (while a
+	// page downloads, and from their cache while on the site).
+	UploadAlways = "always"
+	// UploadConsent: only after the page recorded the visitor's consent.
+	UploadConsent = "consent"
+	// UploadNever: visitors only download; peers that serve are the
+	// operator's own (p2pxhr seed).
+	UploadNever = "never"
+)
+
 // Connection results and paths (see Connection).
 const (
 	ConnectionConnected = "connected"
@@ -133,6 +145,10 @@ type Welcome struct {
 	// always sends the list (possibly empty); a server that sends it also
 	// accepts Connection. Nil after decoding means an older server.
 	ICEServers []ICEServer `json:"iceServers"`
+	// Upload is the site's policy on visitors' uploads (UploadAlways,
+	// UploadConsent, UploadNever), which the browser client obeys. Empty
+	// (an older server) means UploadAlways.
+	Upload string `json:"upload,omitempty"`
 }
 
 // ICEServer is one STUN or TURN server, as RTCIceServer has it.
@@ -165,6 +181,11 @@ type Join struct {
 	Blocks int `json:"blocks"`
 	// Bitfield has one bit per block, set for blocks held.
 	Bitfield Bitfield `json:"bitfield"`
+	// Seed marks a seeder: a member that serves the blocks of its
+	// bitfield and will not download (a browser seeding from its cache,
+	// a Go peer's seed). The coordinator introduces it only to members
+	// lacking a block it holds.
+	Seed bool `json:"seed,omitempty"`
 }
 
 // Neighbours introduces peers of one swarm. The server sends it in answer

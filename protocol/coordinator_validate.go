@@ -87,7 +87,11 @@ func (m *Welcome) Validate() error {
 			return err
 		}
 	}
-	return nil
+	switch m.Upload {
+	case "", UploadAlways, UploadConsent, UploadNever:
+		return nil
+	}
+	return errors.New(`protocol: welcome: upload must be "always", "consent" or "never"`)
 }
 
 // Validate checks one ICE server of a Welcome.

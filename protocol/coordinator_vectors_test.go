@@ -62,8 +62,12 @@ var validCoordinatorCases = []struct {
 	{"welcome-no-ice-servers", &Welcome{Version: 1, Peer: idA, Loaded: true, Limits: CoordinatorLimits{
 		MaxMessageSize: 65536, MaxSwarms: 8, MaxNeighbours: 6, MaxHaveBlocks: 1024, MessagesPerSecond: 50, MessageBurst: 200},
 		ICEServers: []ICEServer{}}},
+	{"welcome-upload-consent", &Welcome{Version: 1, Peer: idA, Limits: CoordinatorLimits{
+		MaxMessageSize: 65536, MaxSwarms: 8, MaxNeighbours: 6, MaxHaveBlocks: 1024, MessagesPerSecond: 50, MessageBurst: 200},
+		ICEServers: []ICEServer{}, Upload: UploadConsent}},
 	{"join", &Join{Swarm: idS, URL: "/video/big.mp4", Blocks: 10, Bitfield: Bitfield{0xa0, 0x40}}},
 	{"join-seeder", &Join{Swarm: idS, Blocks: 3, Bitfield: Bitfield{0xe0}}},
+	{"join-seed", &Join{Swarm: idS, URL: "/video/big.mp4", Blocks: 3, Bitfield: Bitfield{0xe0}, Seed: true}},
 	{"neighbours", &Neighbours{Swarm: idS, Peers: []Neighbour{{ID: idA, Offer: true}, {ID: idB, Offer: false}}}},
 	{"neighbours-empty", &Neighbours{Swarm: idS, Peers: []Neighbour{}}},
 	{"signal-offer", &Signal{Swarm: idS, To: idB, Kind: SignalOffer, Data: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}},
@@ -115,6 +119,8 @@ var invalidCoordinatorCases = []coordinatorBadVector{
 	{Name: "report-bad-reason", JSON: `{"type":"report","swarm":"` + idS + `","peer":"` + idB + `","reason":"rude"}`, Error: "reason must be"},
 	{Name: "welcome-ice-bad-scheme", JSON: `{"type":"welcome","version":1,"peer":"` + idA + `","loaded":false,"limits":{},"iceServers":[{"urls":["http://x"]}]}`, Error: "must start with stun:, stuns:, turn: or turns:"},
 	{Name: "welcome-ice-no-urls", JSON: `{"type":"welcome","version":1,"peer":"` + idA + `","loaded":false,"limits":{},"iceServers":[{"urls":[]}]}`, Error: "urls must have 1 to 8 URLs"},
+	{Name: "welcome-bad-upload", JSON: `{"type":"welcome","version":1,"peer":"` + idA + `","loaded":false,"limits":{},"iceServers":[],"upload":"sometimes"}`, Error: "upload must be"},
+	{Name: "join-seed-not-bool", JSON: `{"type":"join","swarm":"` + idS + `","blocks":1,"bitfield":"gA==","seed":1}`, Error: `field "seed"`},
 	{Name: "connection-bad-result", JSON: `{"type":"connection","swarm":"` + idS + `","peer":"` + idB + `","result":"maybe"}`, Error: "result must be"},
 	{Name: "connection-no-path", JSON: `{"type":"connection","swarm":"` + idS + `","peer":"` + idB + `","result":"connected"}`, Error: "path must be"},
 	{Name: "connection-failed-path", JSON: `{"type":"connection","swarm":"` + idS + `","peer":"` + idB + `","result":"failed","path":"relay"}`, Error: "a failed attempt has no path"},
