@@ -126,6 +126,11 @@ type Handler struct {
 	// Backplane shares swarms with other nodes through NATS (backplane.go).
 	Backplane *BackplaneConfig `json:"backplane,omitempty"`
 
+	// Upload is the site's policy on visitors' uploads (upload.go):
+	// "always" (default), "consent" (only after the page records the
+	// visitor's consent) or "never" (visitors only download).
+	Upload string `json:"upload,omitempty"`
+
 	logger    *zap.Logger
 	paths     caddyhttp.MatchPath
 	noInject  caddyhttp.MatchPath // InjectExclude
@@ -301,7 +306,7 @@ func (h *Handler) Validate() error {
 	if h.HTTPRateLimit < 0 {
 		return fmt.Errorf("p2pxhr: http_rate_limit %d is negative", h.HTTPRateLimit)
 	}
-	return nil
+	return h.validateUpload()
 }
 
 // Cleanup releases what Provision set up when the config is unloaded.

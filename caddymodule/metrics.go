@@ -93,6 +93,7 @@ type coordinatorCollector struct {
 	peers, swarms, members, signals, reports, bans *prometheus.Desc
 	nodePeers, nodeSwarms                          *prometheus.Desc
 	connections                                    *prometheus.Desc
+	seeders, seedCached, seedUploaded              *prometheus.Desc
 }
 
 func newCoordinatorCollector() *coordinatorCollector {
@@ -112,6 +113,9 @@ func newCoordinatorCollector() *coordinatorCollector {
 		connections: prometheus.NewDesc("p2pxhr_peer_connections_total",
 			"Attempts of peers to connect to a neighbour, as the offering side reported them: result connected (path host, srflx, prflx or relay: the selected candidate pair) or failed.",
 			[]string{"result", "path"}, nil),
+		seeders:      d("seeders", "Peers seeding from their cache now (browsers while their visitor is on the site, Go seeders): they serve and never download."),
+		seedCached:   d("seeder_cached_bytes", "Bytes the seeders online announce holding."),
+		seedUploaded: d("seeder_uploaded_bytes_total", "Bytes seeders reported uploading (client-claimed): what persistent seeding added."),
 		nodeSwarms: prometheus.NewDesc("p2pxhr_cluster_node_swarms",
 			"With a NATS backplane: swarms whose state each node of the cluster holds, as this node last heard.", []string{"node"}, nil),
 	}
@@ -131,7 +135,7 @@ func (c *coordinatorCollector) remove(co *coordinator.Coordinator) {
 
 // Describe implements prometheus.Collector.
 func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans, c.nodePeers, c.nodeSwarms, c.connections} {
+	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans, c.nodePeers, c.nodeSwarms, c.connections, c.seeders, c.seedCached, c.seedUploaded} {
 		ch <- d
 	}
 }
@@ -154,6 +158,9 @@ func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 		sum.SignalsRelayed += s.SignalsRelayed
 		sum.Reports += s.Reports
 		sum.Bans += s.Bans
+		sum.Seeding.Peers += s.Seeding.Peers
+		sum.Seeding.CachedBytes += s.Seeding.CachedBytes
+		sum.Seeding.BytesUploaded += s.Seeding.BytesUploaded
 		for path, n := range s.Connections.Connected {
 			connected[path] += n
 		}
@@ -166,6 +173,9 @@ func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.signals, prometheus.CounterValue, float64(sum.SignalsRelayed))
 	ch <- prometheus.MustNewConstMetric(c.reports, prometheus.CounterValue, float64(sum.Reports))
 	ch <- prometheus.MustNewConstMetric(c.bans, prometheus.CounterValue, float64(sum.Bans))
+	ch <- prometheus.MustNewConstMetric(c.seeders, prometheus.GaugeValue, float64(sum.Seeding.Peers))
+	ch <- prometheus.MustNewConstMetric(c.seedCached, prometheus.GaugeValue, float64(sum.Seeding.CachedBytes))
+	ch <- prometheus.MustNewConstMetric(c.seedUploaded, prometheus.CounterValue, float64(sum.Seeding.BytesUploaded))
 	// Every path is exported from the start, so rates over them work
 	// before the first attempt of each kind.
 	for _, path := range []string{protocol.PathHost, protocol.PathSrflx, protocol.PathPrflx, protocol.PathRelay} {

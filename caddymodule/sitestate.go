@@ -37,8 +37,8 @@ var sites = caddy.NewUsagePool()
 // config's settings. The few settings a running part was built with are
 // compared on each reload; a change rebuilds that part (and only then are
 // its users cut over): max_neighbours, max_connections_per_address,
-// allowed_origins and backplane rebuild the coordinator (peers reconnect
-// and rejoin by themselves),
+// allowed_origins, backplane and upload rebuild the coordinator (peers
+// reconnect and rejoin by themselves, and hear the new upload policy),
 // cache_size the range cache, block_size, min_size and max_size start the
 // manifests afresh.
 type siteState struct {
@@ -234,6 +234,7 @@ func (s *siteState) newCoordinator(h *Handler) (*coordinator.Coordinator, error)
 			}
 			return 0, false
 		},
+		UploadPolicy:             h.Upload,
 		MaxNeighbours:            h.MaxNeighbours,
 		MaxConnectionsPerAddress: h.MaxConnectionsPerAddress,
 		AllowedOrigins:           h.AllowedOrigins,
@@ -260,7 +261,7 @@ func (s *siteState) newCoordinator(h *Handler) (*coordinator.Coordinator, error)
 // cannot change while running.
 func coordinatorSettings(h *Handler) string {
 	bp, _ := json.Marshal(h.Backplane) // plain fields always marshal
-	return fmt.Sprintf("neighbours=%d per-address=%d origins=%q backplane=%s", h.MaxNeighbours, h.MaxConnectionsPerAddress, h.AllowedOrigins, bp)
+	return fmt.Sprintf("neighbours=%d per-address=%d origins=%q backplane=%s upload=%q", h.MaxNeighbours, h.MaxConnectionsPerAddress, h.AllowedOrigins, bp, h.Upload)
 }
 
 // sameManifestSettings reports whether manifests built under a's settings

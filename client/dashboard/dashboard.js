@@ -291,6 +291,11 @@
     // With a cluster, the whole cluster's counts.
     text('peers', sw.clusterPeers || sw.peers);
     text('swarms', sw.clusterSwarms || sw.swarms);
+    // Seeders: peers serving from a cache while their visitor is on the site.
+    var seeding = sw.seeding || {};
+    text('seeders', seeding.peers || 0);
+    text('seedCached', bytes(seeding.cachedBytes || 0));
+    text('seedUploaded', bytes(seeding.bytesUploaded || 0));
     // A relayed byte costs the server what an HTTP byte does.
     text('serverBytes', bytes(stats.origin.bytes + ((stats.ice && stats.ice.relayedBytes) || 0)));
     fillNodes(sw);
