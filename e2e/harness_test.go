@@ -38,9 +38,21 @@ func repoDir(t testing.TB) string {
 // browser starts one headless Chromium for the test, or skips it.
 func browser(t *testing.T) context.Context { return browsertest.Start(t) }
 
-// tab opens a new tab on url. Scripts in before run in the page before any
-// of its own (to take WebRTC or WebSocket away, say).
+// oneVisitorPerTab turns the persistent cache off: the tabs of one browser
+// share it (they are one visitor), and most tests play a visitor per tab.
+const oneVisitorPerTab = `window.peer5 = { config: { cacheSize: 0 } };`
+
+// tab opens a new tab on url, a visitor of its own (no persistent cache:
+// see visitorTab). Scripts in before run in the page before any of its own
+// (to take WebRTC or WebSocket away, say).
 func tab(t *testing.T, bctx context.Context, url string, before ...string) context.Context {
+	t.Helper()
+	return visitorTab(t, bctx, url, append([]string{oneVisitorPerTab}, before...)...)
+}
+
+// visitorTab opens a new tab on url as the browser's visitor, persistent
+// cache and all.
+func visitorTab(t *testing.T, bctx context.Context, url string, before ...string) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx)
 	t.Cleanup(cancel)

@@ -125,6 +125,7 @@ export class Client {
         throw new Error('p2pxhr: the resource is no longer shareable');
       }
       const swarm = (job.swarm = this.swarmFor(m, u));
+      if (this.persist && !swarm.ctx.httpOnly) await this.persist.attach(swarm, u); // cached blocks need no HTTP, no peers
       const base = { http: stats.bytesFromHttp, peers: stats.bytesFromPeers };
       if (attempt === 0) hooks.onManifest(m);
       stats.total = m.size;
@@ -150,6 +151,7 @@ export class Client {
       }
       stats.loaded = m.size;
       swarm.sendStats(); // the coordinator's live counters (the dashboard's charts) need not wait for the timer
+      if (swarm.stored) swarm.stored();
       const blob = swarm.store.toBlob(m.contentType);
       this.retire(swarm);
       return { blob, manifest: m, stats };
@@ -175,6 +177,7 @@ export class Client {
 
   swarmFor(m, u) {
     let s = this.swarms.get(m.id);
+    if (this.persist) this.persist.quit(m.id); // the page joins it itself, not as a seeder
     if (!s) this.swarms.set(m.id, (s = new Swarm(m, u.pathname + u.search, this.ctx())));
     return s;
   }
@@ -187,7 +190,7 @@ export class Client {
   // retire keeps complete swarms to seed, the newest first, within
   // maxSeedBytes; without upload, or in the "http" group, nothing is kept.
   retire(done) {
-    const keep = this.config.upload && !done.ctx.httpOnly;
+    const keep = done.serving();
     let budget = keep ? this.config.maxSeedBytes : 0;
     for (const s of [...this.swarms.values()].reverse()) {
       if (s.download || !s.store.complete) continue;

@@ -6,7 +6,9 @@
 // follow.
 import { warn } from './warn.js';
 
-const DEFAULTS = { prefix: '/_p2pxhr/', iceServers: [], maxPeers: 6, upload: true, p2p: true, group: '', auto: '', maxSeedBytes: 512 << 20, autoIndicator: true, diskSaveMin: 64 << 20 };
+const DEFAULTS = { prefix: '/_p2pxhr/', iceServers: [], maxPeers: 6, upload: true, p2p: true, group: '', auto: '', maxSeedBytes: 512 << 20, autoIndicator: true, diskSaveMin: 64 << 20,
+  // The persistent cache and seeding from it while the visitor is on the site (cache.js, seeder.js).
+  cacheSize: 2 ** 30, seed: true, seedPeers: 4, seedPerVisit: 256 * 2 ** 20, seedPerDay: 2 ** 30, seedHidden: 600, seedCellular: false };
 
 /**
  * @param {Element|null} script the client's tag, for its data-* options
@@ -42,5 +44,12 @@ export function readConfig(script, preset, ownPrefix) {
   if ((v = attr('auto'))) c.auto = v;
   if ((v = attr('auto-indicator')) !== null) c.autoIndicator = on(v);
   if ((v = attr('disk-save-min')) !== null) c.diskSaveMin = v === 'off' ? Infinity : +v >= 0 ? +v : c.diskSaveMin;
+  // Sizes in bytes and seed-hidden in seconds; 'off' is 0 for the cache, no limit for seed-hidden.
+  for (const [a, k, off] of [['cache-size', 'cacheSize', 0], ['seed-peers', 'seedPeers', 0], ['seed-per-visit', 'seedPerVisit', 0],
+    ['seed-per-day', 'seedPerDay', 0], ['seed-hidden', 'seedHidden', Infinity]]) {
+    if ((v = attr(a)) !== null) c[k] = v === 'off' ? off : +v >= 0 ? +v : c[k];
+  }
+  if ((v = attr('seed')) !== null) c.seed = on(v);
+  if ((v = attr('seed-cellular')) !== null) c.seedCellular = on(v);
   return c;
 }

@@ -8,6 +8,7 @@
 // also names the ICE servers (the site's own STUN server, TURN with fresh
 // credentials), so a page gets them however it loaded the client.
 import * as msg from './coordmsg.js';
+import { rememberPolicy } from './consent.js';
 
 const MIN_BACKOFF = 1000, MAX_BACKOFF = 30000;
 
@@ -35,7 +36,7 @@ export class CoordinatorLink {
   /** Registers a swarm and joins it now or on the next welcome. */
   join(swarm) {
     this.swarms.set(swarm.id, swarm);
-    if (this.ready) this.send(msg.join(swarm.id, swarm.url, swarm.store.have()));
+    if (this.ready) this.send(msg.join(swarm.id, swarm.url, swarm.announced(), swarm.seed));
     else this.connect();
   }
 
@@ -119,6 +120,10 @@ export class CoordinatorLink {
   receive(m) {
     if (!m) return;
     if (m.type === 'welcome') {
+      // The site's upload policy first: what a swarm announces depends on it.
+      rememberPolicy((this.policy = m.upload || 'always'));
+      this.maxSwarms = (m.limits || {}).maxSwarms;
+      if (this.onWelcome) this.onWelcome();
       this.ready = true;
       this.peer = m.peer;
       this.welcomeIce = Array.isArray(m.iceServers) ? m.iceServers : null;
@@ -128,7 +133,7 @@ export class CoordinatorLink {
       this.burst = this.tokens = l.messageBurst > 0 ? l.messageBurst : this.burst;
       this.last = performance.now();
       this.setLoaded(!!m.loaded);
-      for (const s of this.swarms.values()) this.send(msg.join(s.id, s.url, s.store.have()));
+      for (const s of this.swarms.values()) this.send(msg.join(s.id, s.url, s.announced(), s.seed));
     } else if (m.type === 'load') {
       this.setLoaded(!!m.loaded);
     } else {

@@ -8,11 +8,12 @@ export const VERSION = 1;
 
 export const hello = (group) => (group ? { type: 'hello', version: VERSION, group } : { type: 'hello', version: VERSION });
 
-export function join(swarm, url, have) {
+export function join(swarm, url, have, seed) {
   const m = { type: 'join', swarm };
   if (url) m.url = url;
   m.blocks = have.length;
   m.bitfield = toBase64(toBits(have));
+  if (seed) m.seed = true;
   return m;
 }
 

@@ -7,9 +7,11 @@ import { makeRequest } from './request.js';
 import { makeFetch } from './fetch.js';
 import { startAuto } from './auto.js';
 import { warn } from './warn.js';
+import { Seeder } from './seeder.js';
+import { Swarm } from './swarm.js';
 
 export const VERSION = '0.3.0';
-const API = ['version', 'config', 'Request', 'fetch', 'stats'];
+const API = ['version', 'config', 'Request', 'fetch', 'stats', 'consent'];
 
 /**
  * @param {Element|null} script the client's tag, for its data-* options
@@ -29,7 +31,10 @@ export function install(script, ownURL) {
   }
   const config = readConfig(script, preset, prefixOf(script ? script.src : ownURL));
   const client = new Client(config);
-  const api = { version: VERSION, config, Request: makeRequest(client), fetch: makeFetch(client), stats: (url) => client.stats(url) };
+  const seeder = (client.persist = new Seeder(client, Swarm));
+  const api = { version: VERSION, config, Request: makeRequest(client), fetch: makeFetch(client),
+    stats: (url) => (url === undefined ? { ...client.stats(), seeding: seeder.stats() } : client.stats(url)),
+    consent: (v) => seeder.consent(v) };
   window.p2pxhr = api;
   if (prev === undefined) {
     window.peer5 = api;

@@ -12,5 +12,5 @@ import { install, ownScript } from './install.js';
 
 const api = install(ownScript(import.meta.url), import.meta.url);
 
-export const { version, config, Request, fetch, stats } = api;
+export const { version, config, Request, fetch, stats, consent } = api;
 export default api;

@@ -24,6 +24,7 @@ export class BlockStore {
     this.blocks[i] = new Blob([bytes]);
     this.count++;
     this.bytes += bytes.length;
+    if (this.onPut) this.onPut(i, bytes); // the persistent cache (seeder.js)
     return true;
   }
 

@@ -6,16 +6,19 @@ import { BlockStore } from './store.js';
 import { PeerConn } from './peerconn.js';
 import * as msg from './coordmsg.js';
 import { fetchManifest } from './manifest.js';
+import { uploadAllowed } from './consent.js';
 
 const HAVE_FLUSH = 500, STATS_PERIOD = 5000, MAX_HAVE = 1024, MAX_REJOINS = 5;
 
 export class Swarm {
-  constructor(manifest, url, ctx) {
+  /** opts.store replaces the in-memory store; opts.seed joins as a seeder (seeder.js). */
+  constructor(manifest, url, ctx, opts) {
     this.manifest = manifest;
     this.id = manifest.id;
     this.url = url;
     this.ctx = ctx; // { config, link, totals, connections, httpOnly }
-    this.store = new BlockStore(manifest);
+    this.store = (opts && opts.store) || new BlockStore(manifest);
+    this.seed = !!(opts && opts.seed);
     this.conns = new Map();
     this.banned = new Set();
     this.download = null;
@@ -30,8 +33,14 @@ export class Swarm {
     ctx.link.join(this);
   }
 
-  /** Whether this page offers its blocks to neighbours (data-upload; never in the "http" group). */
-  serving() { return this.ctx.config.upload && !this.ctx.httpOnly; }
+  /** Whether this page offers its blocks to neighbours (data-upload, the site's policy and the visitor's consent; never in the "http" group). */
+  serving() { return this.ctx.config.upload && !this.ctx.httpOnly && uploadAllowed(this.ctx.link.policy); }
+
+  /** The blocks to tell the coordinator of: none while not serving. */
+  announced() {
+    const h = this.store.have();
+    return this.serving() ? h : h.fill(false);
+  }
 
   openConns() { return [...this.conns.values()].filter((c) => c.open); }
 
