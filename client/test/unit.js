@@ -11,6 +11,7 @@ import { toBits, fromBits } from '../src/bitfield.js';
 import { matcher } from '../src/auto.js';
 import { sendReport } from '../src/report.js';
 import { readConfig } from '../src/config.js';
+import { BlockCache } from '../src/cache.js';
 
 const failures = [];
 let total = 0;
@@ -55,7 +56,7 @@ const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 function coordinatorTests(vec) {
   const build = {
     hello: (v) => coord.hello(v.group),
-    join: (v) => coord.join(v.swarm, v.url, fromBits(fromB64(v.bitfield), v.blocks)),
+    join: (v) => coord.join(v.swarm, v.url, fromBits(fromB64(v.bitfield), v.blocks), v.seed),
     signal: (v) => (v.to ? coord.signal(v.swarm, v.to, v.kind, v.data, v.mid) : null),
     have: (v) => coord.have(v.swarm, v.blocks),
     leave: (v) => coord.leave(v.swarm),
@@ -226,8 +227,85 @@ async function autoAndReportTests() {
   }
 }
 
+// A manifest (and its blocks) of n 16 KiB blocks of bytes made from seed.
+async function testFile(n, seed) {
+  const blocks = [], hashes = [];
+  for (let i = 0; i < n; i++) {
+    const b = new Uint8Array(16384).map((_, j) => (j * 7 + i * 13 + seed) & 255);
+    blocks.push(b);
+    hashes.push(await sha256Hex(b));
+  }
+  const id = await sha256Hex(new TextEncoder().encode(hashes.join('') + seed));
+  return { m: { id, size: n * 16384, blockSize: 16384, blocks: hashes }, blocks };
+}
+
+// The persistent cache on both of its stores: what is written comes back
+// verified, a corrupted block is dropped, another manifest for the URL
+// drops the old blocks, the least recently used file goes first, a file
+// over the budget is not kept, and a wipe empties it.
+async function cacheTests(kind) {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const c = await BlockCache.open(3 * 4 * 16384, kind);
+  check(c !== null, `cache ${kind}: opens`);
+  if (!c) return;
+  await c.wipe();
+  const a = await testFile(4, 1), a2 = await testFile(4, 2), b = await testFile(4, 3), d = await testFile(4, 4), big = await testFile(13, 5);
+  const store = async (f, url, only) => {
+    const w = c.writer(f.m, url);
+    f.blocks.forEach((x, i) => { if (!only || only.includes(i)) w.put(i, x); });
+    return w.done();
+  };
+  check((await store(a, '/a.bin')) === true, `cache ${kind}: stores`);
+  let got = await c.load(a.m, '/a.bin');
+  check(got.length === 4 && got.every(([i, x]) => eq(Array.from(x), Array.from(a.blocks[i]))), `cache ${kind}: every block back, the same bytes`);
+  check((await c.entries())[0].bytes === 4 * 16384, `cache ${kind}: counts the bytes held`);
+
+  const bad = a.blocks[2].slice();
+  bad[100] ^= 1;
+  await c.be.put(a.m.id, '2', bad);
+  got = await c.load(a.m, '/a.bin');
+  check(got.length === 3 && !got.some(([i]) => i === 2) && !(await c.be.list()).get(a.m.id).has('2'), `cache ${kind}: a corrupted block is not returned and is deleted`);
+  check((await c.read(a.m, 2)) === null && (await c.read(a.m, 1)) !== null, `cache ${kind}: read verifies`);
+
+  await store(a2, '/a.bin');
+  await c.load(a2.m, '/a.bin');
+  const ids = (await c.entries()).map((e) => e.id);
+  check(ids.includes(a2.m.id) && !ids.includes(a.m.id), `cache ${kind}: a new manifest for the URL drops the old blocks`);
+
+  await sleep(5);
+  await store(b, '/b.bin', [0, 1]);
+  await sleep(5);
+  await c.load(a2.m, '/a.bin'); // a2 used after b
+  await sleep(5);
+  await store(d, '/d.bin');
+  const left = (await c.entries()).map((e) => e.id);
+  check(left.includes(a2.m.id) && left.includes(d.m.id) && left.includes(b.m.id), `cache ${kind}: three files fit`);
+  await sleep(5);
+  await store(await testFile(4, 6), '/e.bin');
+  const after = (await c.entries()).map((e) => e.id);
+  check(after.length === 3 && !after.includes(b.m.id) && after.includes(a2.m.id), `cache ${kind}: the least recently used file is evicted (${after.length})`);
+  check((await c.bytes()) <= c.budget, `cache ${kind}: within its budget`);
+
+  check((await store(big, '/big.bin')) === false && !(await c.entries()).some((e) => e.id === big.m.id), `cache ${kind}: a file over the budget is not kept`);
+  check((await c.manifest(d.m.id)).blocks.length === 4, `cache ${kind}: keeps the manifest`);
+  await c.wipe();
+  check((await c.entries()).length === 0, `cache ${kind}: wipe empties it`);
+}
+
+function seedConfigTests() {
+  const d = readConfig(null);
+  check(d.cacheSize === 2 ** 30 && d.seed && d.seedPeers === 4 && d.seedPerVisit === 256 * 2 ** 20 && d.seedPerDay === 2 ** 30 && d.seedHidden === 600 && !d.seedCellular, 'config: cache and seeding defaults');
+  const tag = document.createElement('script');
+  for (const [k, v] of [['cache-size', 'off'], ['seed', 'off'], ['seed-peers', '2'], ['seed-per-visit', '1000'], ['seed-per-day', '5000'], ['seed-hidden', 'off'], ['seed-cellular', 'on']]) tag.setAttribute('data-' + k, v);
+  const c = readConfig(tag);
+  check(c.cacheSize === 0 && !c.seed && c.seedPeers === 2 && c.seedPerVisit === 1000 && c.seedPerDay === 5000 && c.seedHidden === Infinity && c.seedCellular, 'config: cache and seeding attributes');
+}
+
 (async () => {
   try {
+    seedConfigTests();
+    await cacheTests('opfs');
+    await cacheTests('cache');
     await autoAndReportTests();
     const base = new URLSearchParams(location.search).get('vectors') || '/vectors/';
     const get = async (n) => (await fetch(base + n)).json();
