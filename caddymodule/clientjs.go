@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +20,11 @@ import (
 )
 
 // clientAsset is the browser client as served: the classic bundle
-// (client.js), the ES module build (client.mjs), their source maps and the
-// TypeScript declarations, each with a content hash as its ETag. version,
-// client.js's hash, makes the tag's URL change with the client.
+// (client.js), the ES module build (client.mjs), the chunk both load on
+// demand (seeder.js: the persistent cache and seeding), their source maps
+// and the TypeScript declarations, each with a content hash as its ETag.
+// version, client.js's hash, makes the tag's URL change with the client;
+// the client names seeder.js by its own hash.
 type clientAsset struct {
 	version string
 	files   map[string]assetFile // by route under the prefix
@@ -55,11 +58,18 @@ func buildClientAsset() (*clientAsset, error) {
 		sum := sha256.Sum256(body)
 		a.files[name] = assetFile{body: body, contentType: contentType, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 	}
+	chunk, chunkMap, err := buildSeederChunk()
+	if err != nil {
+		return nil, err
+	}
+	add("seeder.js", js, chunk)
+	add("seeder.js.map", sourceMap, chunkMap)
+	seeder := strings.Trim(a.files["seeder.js"].etag, `"`)
 	for _, b := range []struct {
 		name, entry string
 		format      api.Format
 	}{{"client.js", client.Entry, api.FormatIIFE}, {"client.mjs", client.ModuleEntry, api.FormatESModule}} {
-		code, srcMap, err := buildClient(b.entry, b.format, b.name)
+		code, srcMap, err := buildClient(b.entry, b.format, b.name, "", seeder)
 		if err != nil {
 			return nil, err
 		}
@@ -75,16 +85,37 @@ func buildClientAsset() (*clientAsset, error) {
 // classic script every page loads (client.js), for the browsers of today
 // (es2020). No file on disk and no npm is needed.
 func BuildClientBundle() ([]byte, error) {
-	code, _, err := buildClient(client.Entry, api.FormatIIFE, "client.js")
+	chunk, _, err := buildSeederChunk()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(chunk)
+	code, _, err := buildClient(client.Entry, api.FormatIIFE, "client.js", "", hex.EncodeToString(sum[:8]))
 	return code, err
+}
+
+// BuildSeederChunk bundles the persistent cache and seeding
+// (client.SeederEntry) into the script that defines __p2pxhrSeeder, which
+// the client loads from {prefix}seeder.js when it needs them.
+func BuildSeederChunk() ([]byte, error) {
+	code, _, err := buildSeederChunk()
+	return code, err
+}
+
+func buildSeederChunk() (code, sourceMap []byte, err error) {
+	return buildClient(client.SeederEntry, api.FormatIIFE, "seeder.js", "__p2pxhrSeeder", "")
 }
 
 // buildClient bundles entry from the embedded files into one minified file
 // named outfile, with an external source map (sources included) that the
 // file points to by name, so browsers' developer tools show the modules.
-func buildClient(entry string, format api.Format, outfile string) (code, sourceMap []byte, err error) {
+// globalName, if set, names the global the entry's exports go to;
+// seederVersion is the seeder chunk's hash, for the client to load it by.
+func buildClient(entry string, format api.Format, outfile, globalName, seederVersion string) (code, sourceMap []byte, err error) {
 	res := api.Build(api.BuildOptions{
 		EntryPoints:       []string{entry},
+		GlobalName:        globalName,
+		Define:            map[string]string{"__P2PXHR_SEEDER__": strconv.Quote(seederVersion)},
 		Bundle:            true,
 		Format:            format,
 		Target:            api.ES2020,
@@ -194,7 +225,7 @@ func (c *clientAsset) serve(w http.ResponseWriter, r *http.Request, name string)
 		// Deno and editors that follow it find the module's types here.
 		h.Set("X-TypeScript-Types", "./client.d.ts")
 	}
-	if r.URL.Query().Get("v") == c.version {
+	if v := r.URL.Query().Get("v"); v == c.version || v == strings.Trim(f.etag, `"`) {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
 		h.Set("Cache-Control", "public, max-age=300")

@@ -106,3 +106,25 @@ func TestWelcomeCarriesConfiguredPolicy(t *testing.T) {
 		t.Fatalf("welcome upload %q, want consent", w.Upload)
 	}
 }
+
+// The persistent cache and seeding are a chunk of their own, which the
+// client loads from {prefix}seeder.js at the version it was built with:
+// pages that need none of it do not pay for it.
+func TestSeederChunkIsServedApart(t *testing.T) {
+	base := startCaddy(t, "p2pxhr\nroot * "+t.TempDir()+"\nfile_server")
+	_, client := get(t, base+"/_p2pxhr/client.js")
+	res, chunk := get(t, base+"/_p2pxhr/seeder.js")
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/javascript") || !strings.Contains(string(chunk), "__p2pxhrSeeder") {
+		t.Fatalf("seeder.js: %d %q, %d bytes", res.StatusCode, res.Header.Get("Content-Type"), len(chunk))
+	}
+	version := strings.Trim(res.Header.Get("ETag"), `"`)
+	if !strings.Contains(string(client), `"`+version+`"`) {
+		t.Errorf("client.js does not name the chunk's version %s", version)
+	}
+	if strings.Contains(string(client), "getDirectory") || !strings.Contains(string(chunk), "getDirectory") {
+		t.Error("the cache code is in client.js, or not in seeder.js")
+	}
+	if res, _ := get(t, base+"/_p2pxhr/seeder.js?v="+version); !strings.Contains(res.Header.Get("Cache-Control"), "immutable") {
+		t.Errorf("versioned seeder.js Cache-Control %q", res.Header.Get("Cache-Control"))
+	}
+}

@@ -22,3 +22,7 @@ const ModuleEntry = "src/module.js"
 //
 //go:embed client.d.ts
 var Declarations string
+
+// SeederEntry is the module of the chunk the client loads on demand: the
+// persistent cache and seeding from it.
+const SeederEntry = "src/seeder.js"

@@ -133,7 +133,7 @@ func TestSeedingNeedsConsent(t *testing.T) {
 		t.Fatalf("A: status %d sha %s", r.Status, r.Response.SHA)
 	}
 	navigate(t, a, base+"/test/page.html?another-page")
-	s := poll[seedingNow](t, a, 20*time.Second, "(s => s.leader && s)(peer5.stats().seeding)")
+	s := poll[seedingNow](t, a, 20*time.Second, "document.readyState === 'complete' && peer5.stats().seeding")
 	if s.Swarms != 0 || s.Policy != "consent" || s.Consent != nil {
 		t.Fatalf("A without consent: %+v; want no seeding under the consent policy", s)
 	}
@@ -157,6 +157,7 @@ func TestSeedingNeedsConsent(t *testing.T) {
 	if r := get(t, a, "peer5.Request", "/files/demo.bin", "blob"); r.Status != 200 || r.Response.SHA != sum {
 		t.Fatalf("A after consent: status %d sha %s", r.Status, r.Response.SHA)
 	}
+	poll[bool](t, a, 10*time.Second, fmt.Sprintf("peer5.stats().seeding.cachedBytes === %d", size))
 	navigate(t, a, base+"/test/page.html?after-consent")
 	poll[seedingNow](t, a, 20*time.Second, "(s => s.swarms === 1 && s.consent === true && s)(peer5.stats().seeding)")
 	c := visitorTab(t, cb, base+"/test/page.html?visitor-c")

@@ -4,7 +4,7 @@
 // visitor's consent, recorded by the page with peer5.consent(). The
 // site's tabs tell each other of changes on one BroadcastChannel.
 
-const CONSENT = 'p2pxhr-consent', POLICY = 'p2pxhr-policy';
+const CONSENT = 'p2pxhr-consent', POLICY = 'p2pxhr-policy', CACHED = 'p2pxhr-cached';
 
 function load(key) {
   try { return localStorage.getItem(key); } catch { return null; }
@@ -40,6 +40,11 @@ export function uploadAllowed(p) {
 export function keepAllowed(p) {
   return (p || policy()) !== 'consent' || consentGiven() === true;
 }
+
+/** Whether this browser's cache may hold something (set when a file is kept, cleared by a wipe). */
+export const cached = () => load(CACHED) === '1';
+
+export function markCached(v) { store(CACHED, v ? '1' : '0'); }
 
 /** The site's tabs' channel: {type: 'cached'|'consent'|'wipe'} messages; null without BroadcastChannel. */
 export function channel(onMessage) {

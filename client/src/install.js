@@ -7,7 +7,7 @@ import { makeRequest } from './request.js';
 import { makeFetch } from './fetch.js';
 import { startAuto } from './auto.js';
 import { warn } from './warn.js';
-import { Seeder } from './seeder.js';
+import { Persistence } from './persist.js';
 import { Swarm } from './swarm.js';
 
 export const VERSION = '0.3.0';
@@ -31,10 +31,11 @@ export function install(script, ownURL) {
   }
   const config = readConfig(script, preset, prefixOf(script ? script.src : ownURL));
   const client = new Client(config);
-  const seeder = (client.persist = new Seeder(client, Swarm));
+  // The persistent cache and seeding, loaded on demand (persist.js).
+  const persist = (client.persist = new Persistence(client, Swarm, script));
   const api = { version: VERSION, config, Request: makeRequest(client), fetch: makeFetch(client),
-    stats: (url) => (url === undefined ? { ...client.stats(), seeding: seeder.stats() } : client.stats(url)),
-    consent: (v) => seeder.consent(v) };
+    stats: (url) => (url === undefined ? { ...client.stats(), seeding: persist.stats() } : client.stats(url)),
+    consent: (v) => persist.consent(v) };
   window.p2pxhr = api;
   if (prev === undefined) {
     window.peer5 = api;

@@ -325,6 +325,9 @@ export class Seeder {
       if (this.ch) this.ch.postMessage({ type: 'cached' });
       this.update();
     });
+    // Loaded after the download ended (persist.js loads this chunk in
+    // the background): record it now.
+    rec.then(() => { if (swarm.store.complete && !swarm.download) swarm.stored(); });
   }
 
   // record writes swarm's verified blocks to the cache, those held already
@@ -333,6 +336,7 @@ export class Seeder {
     const policy = await this.knownPolicy();
     if (!policy || !consent.keepAllowed(policy)) return null;
     const st = swarm.store, w = cache.writer(swarm.manifest, url);
+    consent.markCached(true); // the next page loads the seeder at once
     st.onPut = (i, b) => w.put(i, b);
     for (let i = 0; i < st.blocks.length; i++) {
       const b = st.has(i) && !cached.has(i) && (await st.read(i));
@@ -349,6 +353,7 @@ export class Seeder {
       this.stop();
       const cache = await this.cacheP;
       if (cache) await cache.wipe();
+      consent.markCached(false);
     }
     this.changed();
     if (this.ch) this.ch.postMessage({ type: 'consent' });

@@ -1,0 +1,73 @@
+// Persistence is the page's handle on the persistent cache and seeding
+// (seeder.js, cache.js), which load on demand as a chunk of their own,
+// {prefix}seeder.js: a page whose visitor has nothing cached and downloads
+// nothing never loads them. The chunk is a classic script carrying the
+// client tag's nonce, so it runs under the same Content-Security-Policy.
+import * as consent from './consent.js';
+
+// The chunk's version, defined when the client is bundled (clientjs.go).
+/* global __P2PXHR_SEEDER__ */
+const VERSION = typeof __P2PXHR_SEEDER__ === 'string' ? __P2PXHR_SEEDER__ : '';
+const GLOBAL = '__p2pxhrSeeder';
+
+function loadChunk(prefix, nonce) {
+  if (self[GLOBAL]) return Promise.resolve(self[GLOBAL]);
+  return new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = prefix + 'seeder.js?v=' + VERSION;
+    if (nonce) s.nonce = nonce;
+    s.onload = () => (self[GLOBAL] ? resolve(self[GLOBAL]) : reject(new Error('p2pxhr: seeder.js defined nothing')));
+    s.onerror = () => reject(new Error('p2pxhr: seeder.js did not load'));
+    (document.head || document.documentElement).appendChild(s);
+  });
+}
+
+export class Persistence {
+  constructor(client, Swarm, script) {
+    this.client = client;
+    this.Swarm = Swarm;
+    this.nonce = (script && script.nonce) || '';
+    this.seeder = null;
+    // Something is cached: load now, so this page can seed it.
+    if (consent.cached()) this.load();
+  }
+
+  load() {
+    const c = this.client.config;
+    if (!c.p2p || !(c.cacheSize > 0) || c.group === 'http') return Promise.resolve(null);
+    return this.loading || (this.loading = loadChunk(c.prefix, this.nonce)
+      .then((mod) => (this.seeder = new mod.Seeder(this.client, this.Swarm)))
+      .catch(() => null)); // no chunk (blocked, offline): downloads go on without the cache
+  }
+
+  /** The page downloads swarm id itself: the seeder leaves it. */
+  quit(id) {
+    if (this.seeder) this.seeder.quit(id);
+  }
+
+  /**
+   * Gives a download's swarm the cache: waits for its cached blocks where
+   * something is cached, else records in the background.
+   */
+  attach(swarm, u) {
+    const p = this.load().then((s) => s && s.attach(swarm, u));
+    return consent.cached() ? p : undefined;
+  }
+
+  /** peer5.consent(): the recorded choice; with v, a Promise of applying it. */
+  consent(v) {
+    if (v === undefined) return consent.consentGiven();
+    return this.load().then((s) => {
+      if (s) return s.consent(v);
+      consent.recordConsent(!!v);
+      return !!v;
+    });
+  }
+
+  /** peer5.stats().seeding. */
+  stats() {
+    if (this.seeder) return this.seeder.stats();
+    return { leader: false, swarms: 0, peers: 0, bytesUploaded: 0, cachedBytes: 0, blocked: 'not loaded',
+      policy: consent.policy(), consent: consent.consentGiven() };
+  }
+}
