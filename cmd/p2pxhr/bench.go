@@ -53,6 +53,12 @@ Output: a table on stdout (progress on stderr), or with --json one JSON
 object per --peers value, one per line. --plot writes an SVG of the
 completion-time distributions (and offload against N for a sweep).
 
+--visits N runs another scenario instead (bench_visits.go): N visitors
+arrive --every apart (default 30s), so downloads rarely overlap; each
+stays on the site --stay (default 5m) after its download, seeding from
+its cache (--persist on) or not at all (off); both by default, each on a
+fresh site. Offload is counted at the module as above.
+
 Exit status: 0 done (goals are reported, not enforced), 1 the run failed
 (a download failed or a copy did not verify), 2 bad flags.`,
 		CobraFunc: func(cmd *cobra.Command) {
@@ -79,6 +85,7 @@ func benchFlags(fs *pflag.FlagSet) {
 	fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = fs.MarkHidden("cpuprofile")
 	_ = fs.MarkHidden("rand-seed")
+	visitFlags(fs)
 }
 
 // benchConfig is bench's flags, checked.
@@ -95,6 +102,7 @@ type benchConfig struct {
 	timeout    time.Duration
 	randSeed   int64
 	cpuprofile string
+	visits     visitConfig
 }
 
 func cmdBench(fl caddycmd.Flags) (int, error) {
@@ -151,6 +159,9 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	cfg.timeout, _ = fs.GetDuration("timeout")
 	cfg.randSeed, _ = fs.GetInt64("rand-seed")
 	cfg.cpuprofile, _ = fs.GetString("cpuprofile")
+	if err := parseVisitFlags(fs, &cfg); err != nil {
+		return cfg, err
+	}
 	switch {
 	case cfg.arrivals < 0 || cfg.arrivals > time.Hour:
 		return cfg, usageError{fmt.Errorf("--arrivals %s: want a duration from 0 to 1h", cfg.arrivals)}
@@ -189,6 +200,9 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit()
+	if cfg.visits.n > 0 {
+		return benchVisits(ctx, cfg, stdout, stderr)
+	}
 	prog := newBenchProgress(stderr)
 	defer prog.finish()
 	if !cfg.json {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,41 @@ func checkPlot(t *testing.T, path string, names ...string) {
 		if !strings.Contains(all, n) {
 			t.Errorf("plot has no %q series; has %q", n, series)
 		}
+	}
+}
+
+// The visits scenario end to end, small: visitors one at a time; with
+// persistence those who came before seed from their copies while they
+// stay, and the coordinator counts them as seeders; without, nobody seeds.
+func TestBenchVisitsJSON(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	r := benchCmd(t, ctx, "--visits", "4", "--every", "2s", "--stay", "1m", "--size", "2MiB", "--block-size", "64KiB",
+		"--origin-rate", "1MB/s", "--json", "--timeout", "110s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one JSON object per phase, got:\n%s", r.stdout)
+	}
+	for i, line := range lines {
+		var res visitResult
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			t.Fatalf("line %d: %v\n%s", i, err, line)
+		}
+		t.Logf("persist %v: offload %.3f, seeders at arrival %v, %d bytes from peers", res.Persist, res.Offload, res.SeedersAtArrival, res.PeerBytes)
+		if res.Persist != (i == 0) || !res.Verified || res.Offload < 0 || res.Offload > res.Limit+1e-9 || len(res.SeedersAtArrival) != 4 {
+			t.Fatalf("line %d: %s", i, line)
+		}
+		if res.Persist && (res.SeedersAtArrival[3] < 1 || res.PeerBytes == 0) {
+			t.Errorf("with persistence the last visitor found %d seeders and the visitors got %d bytes from peers", res.SeedersAtArrival[3], res.PeerBytes)
+		}
+		if !res.Persist && slices.Max(res.SeedersAtArrival) != 0 {
+			t.Errorf("without persistence there were seeders: %v", res.SeedersAtArrival)
+		}
+	}
+	if r := benchCmd(t, ctx, "--visits", "4", "--persist", "maybe"); r.code != 2 {
+		t.Errorf("--persist maybe: exit %d, want 2", r.code)
 	}
 }
