@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -238,4 +239,47 @@ func TestCacheVerifiesAndFollowsTheOrigin(t *testing.T) {
 	if _, ok := now[oldID]; ok || len(now) != 1 {
 		t.Fatalf("cache entries after the change %v: the old version %s must be gone", now, oldID)
 	}
+}
+
+// TestSeedingPageKeepsTheBackForwardCache (issue 16): the seeding tab hands
+// its Web Lock over on pagehide, so a page that seeds still goes into the
+// back/forward cache, and leads again when the visitor comes back.
+func TestSeedingPageKeepsTheBackForwardCache(t *testing.T) {
+	base := startSite(t, siteOptions{fileSize: "2MiB"})
+	a := visitorTab(t, browser(t), base+"/test/page.html", bfcacheProbe)
+	var notCached []string
+	if err := chromedp.Listen(a, func(ev any) {
+		if e, ok := ev.(*page.EventBackForwardCacheNotUsed); ok {
+			for _, r := range e.NotRestoredExplanations {
+				notCached = append(notCached, string(r.Reason))
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	get(t, a, "peer5.Request", "/files/demo.bin", "blob")
+	poll[bool](t, a, 10*time.Second, "peer5.stats().seeding.cachedBytes === 2097152")
+	navigate(t, a, base+"/test/page.html?next")
+	poll[seedingNow](t, a, 20*time.Second, "(s => s.leader && s.swarms === 1 && s)(peer5.stats().seeding)")
+	if _, err := chromedp.Run(a, chromedp.Evaluate[any]("history.back()")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "the seeding page to come back from the cache", func() bool {
+		ctx, cancel := context.WithTimeout(a, 2*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("window.restored >= 1"))
+		return err == nil && ok
+	})
+	if len(notCached) > 0 {
+		t.Fatalf("the page did not come from the back/forward cache: %v", notCached)
+	}
+	// Back, it leads again; it serves the file from its own copy (it
+	// downloaded it), so it seeds nothing from the cache. (Evaluated afresh
+	// each time: a poll may hang across the history navigation.)
+	waitUntil(t, 20*time.Second, "the restored page to lead again", func() bool {
+		ctx, cancel := context.WithTimeout(a, 2*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("peer5.stats().seeding.leader"))
+		return err == nil && ok
+	})
 }

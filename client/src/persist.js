@@ -28,6 +28,7 @@ export class Persistence {
     this.Swarm = Swarm;
     this.nonce = (script && script.nonce) || '';
     this.seeder = null;
+    this.ch = consent.channel((m) => { if (m.type === 'consent') this.changed(); });
     // Something is cached: load now, so this page can seed it.
     if (consent.cached()) this.load();
   }
@@ -54,14 +55,40 @@ export class Persistence {
     return consent.cached() ? p : undefined;
   }
 
-  /** peer5.consent(): the recorded choice; with v, a Promise of applying it. */
-  consent(v) {
+  /**
+   * peer5.consent(): the recorded choice; with v, a Promise of recording
+   * it: false also deletes the cache and stops every upload, in every tab
+   * of the site.
+   */
+  async consent(v) {
     if (v === undefined) return consent.consentGiven();
-    return this.load().then((s) => {
-      if (s) return s.consent(v);
-      consent.recordConsent(!!v);
-      return !!v;
-    });
+    consent.recordConsent(!!v);
+    if (!v && (this.seeder || consent.cached())) {
+      const s = await this.load();
+      if (s) await s.forget();
+    }
+    this.changed();
+    if (this.ch) this.ch.postMessage({ type: 'consent' });
+    return !!v;
+  }
+
+  // changed applies a new consent: the page's swarms rejoin showing what
+  // they may serve now (files kept only to serve are let go), and the
+  // seeding tab starts or stops.
+  changed() {
+    const cl = this.client;
+    for (const s of [...cl.swarms.values()]) {
+      if (s.ctx.httpOnly) continue;
+      if (!s.serving() && !s.download) {
+        cl.drop(s);
+        continue;
+      }
+      s.disconnect();
+      s.ctx.link.leave(s.id);
+      s.linkLost();
+      s.ctx.link.join(s);
+    }
+    if (this.seeder) this.seeder.update();
   }
 
   /** peer5.stats().seeding. */

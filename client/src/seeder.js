@@ -99,10 +99,7 @@ export class Seeder {
     const c = this.config;
     this.cacheP = c.p2p && c.group !== 'http' && self.RTCPeerConnection && self.crypto && crypto.subtle
       ? BlockCache.open(c.cacheSize, c.cacheBackend) : Promise.resolve(null);
-    this.ch = consent.channel((m) => {
-      if (m.type === 'cached') this.update();
-      else if (m.type === 'consent') this.changed();
-    });
+    this.ch = consent.channel((m) => { if (m.type === 'cached') this.update(); });
     addEventListener('pagehide', () => this.abdicate());
     addEventListener('pageshow', (e) => { if (e.persisted) this.lead(); });
     document.addEventListener('visibilitychange', () => {
@@ -345,35 +342,12 @@ export class Seeder {
     return w;
   }
 
-  /** Records the visitor's consent (persisted); false also wipes the cache and stops every upload. */
-  async consent(v) {
-    if (v === undefined) return consent.consentGiven();
-    consent.recordConsent(!!v);
-    if (!v) {
-      this.stop();
-      const cache = await this.cacheP;
-      if (cache) await cache.wipe();
-      consent.markCached(false);
-    }
-    this.changed();
-    if (this.ch) this.ch.postMessage({ type: 'consent' });
-    return !!v;
-  }
-
-  // changed applies a new consent or policy: the page's swarms rejoin
-  // showing what they may now serve (kept files that may not be served
-  // are let go), and the leader starts or stops seeding.
-  changed() {
-    const cl = this.client;
-    for (const s of [...cl.swarms.values()]) {
-      if (s.ctx.httpOnly) continue;
-      if (!s.serving() && !s.download) { cl.drop(s); continue; }
-      s.disconnect();
-      s.ctx.link.leave(s.id);
-      s.linkLost();
-      s.ctx.link.join(s);
-    }
-    this.update();
+  /** The visitor withdrew consent: seed nothing more and delete the cache. */
+  async forget() {
+    this.stop();
+    const cache = await this.cacheP;
+    if (cache) await cache.wipe();
+    consent.markCached(false);
   }
 
   /** What peer5.stats().seeding shows. */
