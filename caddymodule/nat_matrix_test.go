@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -158,10 +159,12 @@ type natResult struct {
 	elapsed   time.Duration
 }
 
-// tryPair has the pair's two visitors seed the same file, so the second
-// to join offers a connection to the first, and returns how the attempt
-// ended (the offering side reports it: connected with a path, or failed
-// after the 15 s connect timeout).
+// tryPair has the pair's first visitor seed the file and the second
+// download it, so the one that joins second offers a connection to the
+// other, and returns how the attempt ended (the offering side reports it:
+// connected with a path, or failed after the 15 s connect timeout). The downloader's range
+// requests never answer, so its attempt, not HTTP, decides when it ends.
+// (Two seeders would not do: the coordinator never links two seeders.)
 func (w *natWorld) tryPair(t *testing.T, ctx context.Context, base string, i int, data []byte) natResult {
 	res := natResult{a: w.pairs[i][0], b: w.pairs[i][1]}
 	outcomes := make(chan peer.ConnectionOutcome, 4)
@@ -169,6 +172,7 @@ func (w *natWorld) tryPair(t *testing.T, ctx context.Context, base string, i int
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	downloaded := make(chan struct{})
 	for j := range 2 {
 		cc, err := peer.DialCoordinator(ctx, base, peer.CoordOptions{})
 		if err != nil {
@@ -176,6 +180,7 @@ func (w *natWorld) tryPair(t *testing.T, ctx context.Context, base string, i int
 			return res
 		}
 		c, err := peer.New(peer.Options{Signaller: cc, RTC: peer.RTCConfig{Net: w.nets[i][j]},
+			HTTPClient:   &http.Client{Transport: stalledRanges{}},
 			OnConnection: func(o peer.ConnectionOutcome) { outcomes <- o }})
 		if err != nil {
 			t.Errorf("pair %d: %v", i, err)
@@ -185,8 +190,15 @@ func (w *natWorld) tryPair(t *testing.T, ctx context.Context, base string, i int
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			if err := c.Seed(ctx, url, bytes.NewReader(data)); err != nil && ctx.Err() == nil {
-				t.Errorf("pair %d: seed: %v", i, err)
+			var err error
+			if j == 0 {
+				err = c.Seed(ctx, url, bytes.NewReader(data))
+			} else {
+				_, err = c.Download(ctx, url, &peer.MemFile{})
+				close(downloaded)
+			}
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("pair %d: peer %d: %v", i, j, err)
 			}
 		}()
 	}
@@ -195,6 +207,16 @@ func (w *natWorld) tryPair(t *testing.T, ctx context.Context, base string, i int
 		res.connected, res.path, res.elapsed = o.Connected, o.Path, o.Elapsed
 	case <-time.After(60 * time.Second):
 		t.Errorf("pair %d (%s ↔ %s): no outcome within 60 s", i, res.a.name, res.b.name)
+	}
+	if res.connected {
+		// Let the download end through the connection rather than close
+		// the pair while the answering side's channel may still be
+		// opening (pion's open handler races with a close then).
+		select {
+		case <-downloaded:
+		case <-time.After(30 * time.Second):
+			t.Errorf("pair %d (%s ↔ %s): connected, but the download did not end within 30 s", i, res.a.name, res.b.name)
+		}
 	}
 	cancel()
 	wg.Wait()
@@ -335,6 +357,18 @@ type statsView struct {
 	Swarm struct {
 		Members int `json:"members"`
 	} `json:"swarm"`
+}
+
+// stalledRanges is an origin that never answers range requests (others
+// pass): a download it serves waits for its peers.
+type stalledRanges struct{}
+
+func (stalledRanges) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Range") != "" {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 func waitForStats(t *testing.T, base string, ok func(statsView) bool) {

@@ -67,6 +67,12 @@ func iceStats(t *testing.T, base string) iceStatus {
 // welcomeICE is what a visitor of base is told in its welcome.
 func welcomeICE(t *testing.T, base string) []protocol.ICEServer {
 	t.Helper()
+	return welcomeOf(t, base).ICEServers
+}
+
+// welcomeOf is the welcome a visitor of base gets.
+func welcomeOf(t *testing.T, base string) *protocol.Welcome {
+	t.Helper()
 	conn, _, err := dialCoordinator(t, base, base)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +84,7 @@ func welcomeICE(t *testing.T, base string) []protocol.ICEServer {
 	if !ok {
 		t.Fatal("first message is not welcome")
 	}
-	return w.ICEServers
+	return w
 }
 
 // The bare directive starts a STUN server on port 3478 of the addresses

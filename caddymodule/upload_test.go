@@ -45,14 +45,7 @@ func TestCaddyfileUploadPolicy(t *testing.T) {
 func TestUploadPolicyAndSeedersThroughCaddy(t *testing.T) {
 	base, m := shareableSiteWith(t, "metrics /metrics")
 	// shareableSite has no upload line: the default.
-	conn, _, err := dialCoordinator(t, base, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	raw := &wsPeer{t: t, conn: conn}
-	raw.send(&protocol.Hello{Version: protocol.CoordinatorVersion})
-	if w := raw.recv().(*protocol.Welcome); w.Upload != protocol.UploadAlways {
+	if w := welcomeOf(t, base); w.Upload != protocol.UploadAlways {
 		t.Fatalf("welcome upload %q, want always", w.Upload)
 	}
 
@@ -95,14 +88,7 @@ func TestUploadPolicyAndSeedersThroughCaddy(t *testing.T) {
 
 func TestWelcomeCarriesConfiguredPolicy(t *testing.T) {
 	base := startCaddy(t, "p2pxhr {\n\tupload consent\n}\nroot * "+t.TempDir()+"\nfile_server")
-	conn, _, err := dialCoordinator(t, base, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	p := &wsPeer{t: t, conn: conn}
-	p.send(&protocol.Hello{Version: protocol.CoordinatorVersion})
-	if w := p.recv().(*protocol.Welcome); w.Upload != protocol.UploadConsent {
+	if w := welcomeOf(t, base); w.Upload != protocol.UploadConsent {
 		t.Fatalf("welcome upload %q, want consent", w.Upload)
 	}
 }

@@ -127,27 +127,35 @@ func (s *benchSite) settledOriginBytes(ctx context.Context) (int64, error) {
 // originBytes reads {prefix}dashboard/stats origin.bytes: what the module really let
 // through for shareable resources since this config was loaded.
 func (s *benchSite) originBytes(ctx context.Context) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/_p2pxhr/dashboard/stats", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var st struct {
 		Origin struct {
 			Bytes *int64 `json:"bytes"`
 		} `json:"origin"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, fmt.Errorf("stats: %w", err)
+	if err := s.stats(ctx, &st); err != nil {
+		return 0, err
 	}
 	if st.Origin.Bytes == nil {
 		return 0, fmt.Errorf("stats has no origin.bytes")
 	}
 	return *st.Origin.Bytes, nil
+}
+
+// stats decodes {prefix}dashboard/stats into v.
+func (s *benchSite) stats(ctx context.Context, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/_p2pxhr/dashboard/stats", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	return nil
 }
 
 // originSum fetches the generated file once around the module and returns

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -269,15 +268,6 @@ func visit(ctx, stayCtx context.Context, site *benchSite, cfg benchConfig, persi
 
 // seeders reads how many seeders the coordinator counts now.
 func (s *benchSite) seeders(ctx context.Context) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/_p2pxhr/stats", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var st struct {
 		Swarm struct {
 			Seeding struct {
@@ -285,6 +275,6 @@ func (s *benchSite) seeders(ctx context.Context) (int, error) {
 			} `json:"seeding"`
 		} `json:"swarm"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&st)
+	err := s.stats(ctx, &st)
 	return st.Swarm.Seeding.Peers, err
 }
