@@ -159,12 +159,13 @@ type natResult struct {
 	elapsed   time.Duration
 }
 
-// tryPair has the pair's first visitor seed the file and the second
-// download it, so the one that joins second offers a connection to the
-// other, and returns how the attempt ended (the offering side reports it:
-// connected with a path, or failed after the 15 s connect timeout). The downloader's range
+// tryPair has the pair's first visitor download the file and the second
+// seed it; the seeder checks its copy before it joins, so it usually joins
+// second and offers the connection, as the second of two seeders did
+// before the coordinator stopped linking seeders to each other. It returns
+// how the attempt ended (the offering side reports it: connected with a
+// path, or failed after the 15 s connect timeout). The downloader's range
 // requests never answer, so its attempt, not HTTP, decides when it ends.
-// (Two seeders would not do: the coordinator never links two seeders.)
 func (w *natWorld) tryPair(t *testing.T, ctx context.Context, base string, i int, data []byte) natResult {
 	res := natResult{a: w.pairs[i][0], b: w.pairs[i][1]}
 	outcomes := make(chan peer.ConnectionOutcome, 4)
@@ -191,7 +192,7 @@ func (w *natWorld) tryPair(t *testing.T, ctx context.Context, base string, i int
 			defer wg.Done()
 			defer c.Close()
 			var err error
-			if j == 0 {
+			if j == 1 {
 				err = c.Seed(ctx, url, bytes.NewReader(data))
 			} else {
 				_, err = c.Download(ctx, url, &peer.MemFile{})
