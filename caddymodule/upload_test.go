@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,8 +45,13 @@ func TestCaddyfileUploadPolicy(t *testing.T) {
 // The policy reaches clients in the welcome; seeders show on stats and
 // metrics: online, the bytes they announce holding, what they uploaded.
 func TestUploadPolicyAndSeedersThroughCaddy(t *testing.T) {
-	base, m := shareableSiteWith(t, "metrics /metrics")
-	// shareableSite has no upload line: the default.
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f.bin"), randomBytes(600<<10, 31), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := startCaddy(t, "metrics /metrics\np2pxhr {\n\tdashboard\n}\nroot * "+root+"\nfile_server")
+	_, m := fetchManifest(t, base, "/f.bin")
+	// No upload line: the default.
 	if w := welcomeOf(t, base); w.Upload != protocol.UploadAlways {
 		t.Fatalf("welcome upload %q, want always", w.Upload)
 	}
@@ -68,7 +75,7 @@ func TestUploadPolicyAndSeedersThroughCaddy(t *testing.T) {
 		} `json:"swarm"`
 	}
 	for range 100 {
-		_, body := get(t, base+"/_p2pxhr/stats")
+		_, body := get(t, base+"/_p2pxhr/dashboard/stats")
 		if err := json.Unmarshal(body, &st); err != nil {
 			t.Fatal(err)
 		}

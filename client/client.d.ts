@@ -32,6 +32,26 @@ export interface P2PXHRPageStats {
   bytesFromHttp: number;
   bytesFromPeers: number;
   bytesUploaded: number;
+  /** This browser's seeding from its persistent cache. */
+  seeding: P2PXHRSeedingStats;
+}
+
+/** `peer5.stats().seeding`. */
+export interface P2PXHRSeedingStats {
+  /** This tab is the browser's seeding tab. */
+  leader: boolean;
+  /** Cached files it seeds now, and the neighbours it serves. */
+  swarms: number;
+  peers: number;
+  bytesUploaded: number;
+  /** Bytes the persistent cache holds. */
+  cachedBytes: number;
+  /** Why the seeding tab does not seed ("" when it does). */
+  blocked: string;
+  /** The site's upload policy. */
+  policy: "always" | "consent" | "never";
+  /** The visitor's recorded choice, null when none. */
+  consent: boolean | null;
 }
 
 /** One URL's latest transfer: `peer5.stats(url)` (the last 64 URLs). */
@@ -63,6 +83,19 @@ export interface P2PXHRConfig {
   auto: string;
   /** Bytes of finished files kept to seed, newest first. Default 512 MiB. */
   maxSeedBytes: number;
+  /** Bytes of the persistent cache (at most a quarter of the storage quota); 0 keeps nothing. Default 1 GiB. */
+  cacheSize: number;
+  /** Seed the cached files while the visitor is on the site. Default true. */
+  seed: boolean;
+  /** Neighbours served from the cache at once. Default 4. */
+  seedPeers: number;
+  /** Bytes uploaded from the cache per visit and per day. Defaults 256 MiB, 1 GiB. */
+  seedPerVisit: number;
+  seedPerDay: number;
+  /** Seconds a tab may stay hidden and still seed. Default 600. */
+  seedHidden: number;
+  /** Seed on a cellular or data-saving connection. Default false. */
+  seedCellular: boolean;
   /** A page's own fields on its config object are kept. */
   [field: string]: unknown;
 }
@@ -111,6 +144,10 @@ export interface P2PXHR {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<P2PXHRResponse>;
   stats(): P2PXHRPageStats;
   stats(url: string | URL): P2PXHRURLStats | null;
+  /** The visitor's recorded choice about uploading and keeping files. */
+  consent(): boolean | null;
+  /** Records it; false also deletes the cache and stops every upload. */
+  consent(given: boolean): Promise<boolean>;
 }
 
 // The exports of client.mjs: the same client as window.p2pxhr.
@@ -118,6 +155,7 @@ export declare const version: P2PXHR["version"];
 export declare const config: P2PXHRConfig;
 export declare const Request: P2PXHRRequestConstructor;
 export declare const fetch: P2PXHR["fetch"];
+export declare const consent: P2PXHR["consent"];
 export declare const stats: P2PXHR["stats"];
 declare const client: P2PXHR;
 export default client;

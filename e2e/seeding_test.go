@@ -26,7 +26,7 @@ type seedingNow struct {
 	Consent     *bool  `json:"consent"`
 }
 
-// serverSeeding is the seeding part of GET {prefix}stats, with the origin
+// serverSeeding is the seeding part of GET {prefix}dashboard/stats, with the origin
 // bytes beside it.
 type serverSeeding struct {
 	Swarm struct {
@@ -61,7 +61,7 @@ func navigate(t *testing.T, ctx context.Context, url string) {
 // browser) gets bytes from A. A's repeat download comes from its cache:
 // no HTTP, no peers.
 func TestSeedingOutlivesTheDownload(t *testing.T) {
-	base := startSite(t, siteOptions{rateLimit: "8MB/s", fileSize: "8MiB", options: []string{"dashboard"}})
+	base := startSite(t, siteOptions{rateLimit: "8MB/s", fileSize: "8MiB"})
 	size, sum := fileSHA256(t, base+"/files/demo.bin")
 
 	a := visitorTab(t, browser(t), base+"/test/page.html")
