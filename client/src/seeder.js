@@ -98,7 +98,7 @@ export class Seeder {
     this.scanning = Promise.resolve();
     const c = this.config;
     this.cacheP = c.p2p && c.group !== 'http' && self.RTCPeerConnection && self.crypto && crypto.subtle
-      ? BlockCache.open(c.cacheSize, c.cacheBackend) : Promise.resolve(null);
+      ? BlockCache.open(c.cacheSize) : Promise.resolve(null);
     this.ch = consent.channel((m) => { if (m.type === 'cached') this.update(); });
     addEventListener('pagehide', () => this.abdicate());
     addEventListener('pageshow', (e) => { if (e.persisted) this.lead(); });
@@ -106,7 +106,8 @@ export class Seeder {
       if (document.hidden) {
         this.hiddenSince = performance.now();
         clearTimeout(this.hideTimer);
-        this.hideTimer = setTimeout(() => this.update(), this.config.seedHidden * 1000 + 100);
+        const wait = this.config.seedHidden * 1000 + 100;
+        if (wait < 2 ** 31) this.hideTimer = setTimeout(() => this.update(), wait); // else: no limit
       } else {
         this.lead();
         this.update();
