@@ -57,7 +57,9 @@ func bundleLibraries(t *testing.T, dir string) {
 // peer5.Request and uses jQuery and axios as they come from npm gets a
 // POST, a 404, a small JSON file, a shared JSON file and a shared binary
 // file exactly as the native XMLHttpRequest gives them, the shared ones
-// carried by peer5 and the binary one with bytes from another tab.
+// carried by peer5 and the binary one with bytes from another visitor (a
+// browser of its own: a tab of the same browser would serve the file from
+// the persistent cache, with no peer involved).
 func TestLibrariesWithSwappedXHR(t *testing.T) {
 	libs := t.TempDir()
 	bundleLibraries(t, libs)
@@ -97,9 +99,8 @@ func TestLibrariesWithSwappedXHR(t *testing.T) {
 
 	for _, kind := range []browsertest.Kind{browsertest.Chromium, browsertest.Firefox} {
 		t.Run(string(kind), func(t *testing.T) {
-			b := browsertest.Launch(t, browsertest.Options{Kind: kind})
-			// The first tab fetches both shared files and stays to seed them.
-			seeder := b.Open(t, base+"/test/page.html")
+			// Another visitor fetches both shared files and stays to seed them.
+			seeder := browsertest.Launch(t, browsertest.Options{Kind: kind}).Open(t, base+"/test/page.html")
 			for _, u := range shared {
 				var d download
 				seeder.Eval(t, 60*time.Second, "trace(peer5.Request, "+js(u)+", 'arraybuffer')", &d)
@@ -109,7 +110,8 @@ func TestLibrariesWithSwappedXHR(t *testing.T) {
 			}
 			for _, lib := range []string{"jquery", "axios"} {
 				t.Run(lib, func(t *testing.T) {
-					page := b.Open(t, base+"/test/libraries.html")
+					// A browser per library: the second would find the files in the first's cache.
+					page := browsertest.Launch(t, browsertest.Options{Kind: kind}).Open(t, base+"/test/libraries.html")
 					defer page.Close()
 					names := `["post", "missing", "small", "big", "binary"]`
 					var native, swapped map[string]map[string]any
@@ -136,9 +138,9 @@ func TestLibrariesWithSwappedXHR(t *testing.T) {
 						if st.State != "ok" {
 							t.Errorf("%s %s: peer5.stats %+v; want carried by peer5 (ok)", lib, name, st)
 						}
-						// 4 MiB at 2MB/s: the other tab has every block long before HTTP could.
+						// 4 MiB at 2MB/s: the other visitor has every block long before HTTP could.
 						if name == "binary" && st.FromPeers <= 0 {
-							t.Errorf("%s %s: no bytes from the other tab (%+v)", lib, name, st)
+							t.Errorf("%s %s: no bytes from the other visitor (%+v)", lib, name, st)
 						}
 					}
 				})

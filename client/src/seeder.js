@@ -150,7 +150,7 @@ export class Seeder {
     const nc = navigator.connection;
     if (nc && (nc.saveData || nc.type === 'cellular') && !c.seedCellular) return 'metered';
     if (document.hidden && performance.now() - this.hiddenSince >= c.seedHidden * 1000) return 'hidden';
-    const r = this.record();
+    const r = this.spent();
     if (r.visit + this.pending >= c.seedPerVisit || r.day + this.pending >= c.seedPerDay) return 'budget';
     return '';
   }
@@ -257,13 +257,13 @@ export class Seeder {
     this.uploaded += n;
     this.pending += n;
     const c = this.config;
-    const r = this.record();
+    const r = this.spent();
     if (r.visit + this.pending >= c.seedPerVisit || r.day + this.pending >= c.seedPerDay) this.update();
   }
 
-  // record is this browser's uploads from the cache in the current visit
+  // spent is this browser's uploads from the cache in the current visit
   // (a visit ends after VISIT_GAP away from the site) and today.
-  record() {
+  spent() {
     let r = null;
     try { r = JSON.parse(localStorage.getItem(SPENT)); } catch { /* none */ }
     r = r || {};
@@ -272,7 +272,7 @@ export class Seeder {
   }
 
   flush() {
-    const r = this.record();
+    const r = this.spent();
     try {
       localStorage.setItem(SPENT, JSON.stringify({ date: r.date, day: r.day + this.pending, visit: r.visit + this.pending, last: now() }));
       this.pending = 0;

@@ -73,7 +73,7 @@ async function open({url, before = []}) {
   const n = nextPage++;
   pages.set(n, page);
   page.on('console', (m) => log(`[page ${n}] console.${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => log(`[page ${n}] error: ${e && e.message}`));
+  page.on('pageerror', (e) => log(`[page ${n}] error: ${e && e.message}${e && e.stack ? "\n    " + String(e.stack).split("\n").slice(0, 4).join("\n    ") : ""}`));
   for (const src of before) await page.evaluateOnNewDocument(src);
   await page.goto(url, {waitUntil: 'load'});
   return n;
