@@ -319,7 +319,7 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 		t.refresh(s, bad)
 		t.publish(Message{To: r.Peer, Node: bad.node, Swarm: s.id, Body: &protocol.PeerLeft{Swarm: s.id, Peer: from}})
 	}
-	if !s.banned[r.Peer] {
+	if !s.banned[r.Peer] && r.Reason != protocol.ReportUnresponsive {
 		set := s.reporters[r.Peer]
 		if set == nil {
 			set = make(map[string]struct{})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/p2pxhr/p2pxhr/peer"
+	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
 // goPeer starts a Go peer on loopback that meets tabs through the site's
@@ -151,4 +152,56 @@ func swarmStats(t *testing.T, base string) struct{ Members, Reports int64 } {
 		t.Fatal(err)
 	}
 	return s.Swarm
+}
+
+// TestGoPeersStallingTab: a Go peer that claims every block and then
+// declines (busy, other), ignores or trickles the tab's requests must not
+// hold up peer5.fetch: the tab drops and reports it once it has served
+// nothing useful for a request deadline (8 s), and takes the blocks over
+// HTTP. Before the fix the rejecting peers stalled the fetch for ever and
+// the others let it crawl at a block or two per deadline.
+func TestGoPeersStallingTab(t *testing.T) {
+	b := browser(t)
+	cases := []struct {
+		name string
+		m    peer.Misbehaviour
+	}{
+		{"reject-busy", peer.Misbehaviour{ClaimAll: true, Reject: true, RejectReason: protocol.RejectBusy}},
+		{"reject-other", peer.Misbehaviour{ClaimAll: true, Reject: true, RejectReason: protocol.RejectOther}},
+		{"silent", peer.Misbehaviour{ClaimAll: true, Silent: true}},
+		{"trickle", peer.Misbehaviour{ClaimAll: true, Trickle: 16 << 10}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base := startSite(t, siteOptions{rateLimit: "8MB/s", fileSize: "8MiB"})
+			file := base + "/files/demo.bin"
+			data, sum := originCopy(t, file)
+			sig, err := peer.NewCoordClient(base, peer.CoordOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad, err := peer.NewMisbehaving(peer.Options{Signaller: sig, RTC: peer.RTCConfig{Loopback: true}}, tc.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bad.Close()
+			seedCtx, stopSeed := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer stopSeed()
+			go bad.Seed(seedCtx, file, bytes.NewReader(data))
+			waitUntil(t, 10*time.Second, "the attacker to join", func() bool { return swarmStats(t, base).Members == 1 })
+
+			ctx := tab(t, b, base+"/test/page.html")
+			type res struct {
+				SHA   string  `json:"sha"`
+				Peers float64 `json:"peers"`
+			}
+			r := eval[res](t, ctx, 60*time.Second, `peer5.fetch('/files/demo.bin').then(async (r) => ({
+				sha: await r.arrayBuffer().then(sha256hex), peers: r.stats.bytesFromPeers}))`)
+			if r.SHA != hex.EncodeToString(sum[:]) {
+				t.Fatalf("sha %s, want %x", r.SHA, sum)
+			}
+			waitUntil(t, 10*time.Second, "the tab to report the attacker", func() bool { return swarmStats(t, base).Reports >= 1 })
+			t.Logf("%v bytes from peers", r.Peers)
+		})
+	}
 }

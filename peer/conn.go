@@ -314,6 +314,12 @@ func (c *conn) enqueue(r protocol.WireRequest) {
 		c.send(&protocol.WireReject{Block: r.Block, Offset: r.Offset, Length: r.Length, Reason: protocol.RejectInvalid})
 		return
 	}
+	if h := c.hooks; h != nil && (h.silent || h.reject != nil) {
+		if h.reject != nil {
+			c.send(&protocol.WireReject{Block: r.Block, Offset: r.Offset, Length: r.Length, Reason: *h.reject})
+		}
+		return
+	}
 	if !c.store.Has(r.Block) && (c.hooks == nil || !c.hooks.claimAll) {
 		c.send(&protocol.WireReject{Block: r.Block, Offset: r.Offset, Length: r.Length, Reason: protocol.RejectNotHave})
 		return
@@ -391,12 +397,31 @@ func (c *conn) uploadLoop() {
 				break
 			}
 			end := min(off+protocol.MaxPieceData, len(data))
+			if !c.trickle(end - off) {
+				return
+			}
 			msg, err = protocol.AppendWire(msg[:0], &protocol.WirePiece{Block: r.Block, Offset: r.Offset + off, Data: data[off:end]})
 			if err != nil || dc.Send(msg) != nil {
 				return
 			}
 			c.upload(end - off)
 		}
+	}
+}
+
+// trickle paces n bytes of pieces for a misbehaving Client that trickles;
+// false means the connection closed meanwhile.
+func (c *conn) trickle(n int) bool {
+	if c.hooks == nil || c.hooks.trickle <= 0 {
+		return true
+	}
+	t := time.NewTimer(time.Duration(n) * time.Second / time.Duration(c.hooks.trickle))
+	defer t.Stop()
+	select {
+	case <-c.closed:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -434,10 +459,4 @@ func (c *conn) close() {
 func blockLen(m *protocol.Manifest, i int) int {
 	_, n := m.BlockRange(i)
 	return n
-}
-
-// testHooks make a Client misbehave, for tests of the honest side only.
-type testHooks struct {
-	corrupt  func(block int) bool // send wrong bytes for these blocks
-	claimAll bool                 // announce every block; never answer for missing ones
 }

@@ -10,8 +10,9 @@ import (
 
 // Report reasons, the coordinator's strings.
 const (
-	reasonBadBlock = "bad-block"
-	reasonProtocol = "protocol"
+	reasonBadBlock     = protocol.ReportBadBlock
+	reasonProtocol     = protocol.ReportProtocol
+	reasonUnresponsive = protocol.ReportUnresponsive
 )
 
 // swarm is this Client's membership in one swarm: its connections, the
@@ -129,6 +130,9 @@ func (s *swarm) connMessage(c *conn, m protocol.WireMessage) {
 	if m == nil {
 		s.ban(c, reasonProtocol)
 		return
+	}
+	if h := s.c.opts.hooks; h != nil && h.falseReport != "" && m.WireType() == protocol.WireTypeHello && s.c.sig != nil {
+		s.c.sig.Report(s.id, c.remote, h.falseReport) // a sybil's lie
 	}
 	if s.dl != nil {
 		s.dl.peerMessage(c, m)

@@ -86,6 +86,11 @@ const (
 	ReportBadBlock = "bad-block"
 	// ReportProtocol: the peer broke the peer wire protocol.
 	ReportProtocol = "protocol"
+	// ReportUnresponsive: the channel opened but the peer served nothing
+	// useful in time (it declined or ignored requests, or trickled). Not
+	// evidence of lying: the coordinator unlinks the two and ranks the
+	// peer lower, but never bans for it.
+	ReportUnresponsive = "unresponsive"
 )
 
 // Upload policies a Welcome states (see Welcome.Upload).

@@ -242,8 +242,10 @@ func (m *Report) Validate() error {
 	if err := checkID(TypeReport, "peer", m.Peer); err != nil {
 		return err
 	}
-	if m.Reason != ReportBadBlock && m.Reason != ReportProtocol {
-		return errors.New(`protocol: report: reason must be "bad-block" or "protocol"`)
+	switch m.Reason {
+	case ReportBadBlock, ReportProtocol, ReportUnresponsive:
+	default:
+		return errors.New(`protocol: report: reason must be "bad-block", "protocol" or "unresponsive"`)
 	}
 	return nil
 }
