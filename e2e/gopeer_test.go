@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/p2pxhr/p2pxhr/peer"
 	"github.com/p2pxhr/p2pxhr/protocol"
@@ -203,5 +206,70 @@ func TestGoPeersStallingTab(t *testing.T) {
 			waitUntil(t, 10*time.Second, "the tab to report the attacker", func() bool { return swarmStats(t, base).Reports >= 1 })
 			t.Logf("%v bytes from peers", r.Peers)
 		})
+	}
+}
+
+// TestIdleJoinersDoNotEclipseTab: a tab seeds; twelve WebSocket-only
+// joiners take all its link slots at the coordinator and never send an
+// offer. The tab reports each of them unreachable when no offer comes
+// (5 s), the coordinator frees its slots, and a Go downloader arriving
+// meanwhile gets blocks from the tab. Before the fix the tab stayed hidden
+// and the download came all by HTTP.
+func TestIdleJoinersDoNotEclipseTab(t *testing.T) {
+	b := browser(t)
+	base := startSite(t, siteOptions{rateLimit: "1MB/s", fileSize: "16MiB"})
+	file := base + "/files/demo.bin"
+	data, _ := originCopy(t, file)
+
+	ctx := tab(t, b, base+"/test/page.html")
+	if r := get(t, ctx, "peer5.Request", "/files/demo.bin", "blob"); r.Status != 200 {
+		t.Fatalf("tab: status %d", r.Status)
+	}
+	res, err := http.Get(base + "/_p2pxhr/manifest?url=/files/demo.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m protocol.Manifest
+	err = json.NewDecoder(res.Body).Decode(&m)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 12 { // from another network, as an attacker's host would be
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 9, 1)}
+		cc, err := peer.NewCoordClient(base, peer.CoordOptions{Dialer: &websocket.Dialer{
+			NetDialContext: (&net.Dialer{LocalAddr: local}).DialContext}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		go func() {
+			for range cc.Neighbours() {
+			}
+		}()
+		go func() {
+			for range cc.Signals() {
+			}
+		}()
+		if err := cc.Join(context.Background(), m.ID, "", make([]bool, len(m.Blocks))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 10*time.Second, "the idle joiners to join", func() bool { return swarmStats(t, base).Members == 13 })
+
+	dl := goPeer(t, base)
+	dctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out memFile
+	got, err := dl.Download(dctx, file, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.b, data) {
+		t.Fatal("the Go downloader's file differs from the origin's")
+	}
+	t.Logf("Go downloader: %d bytes from HTTP, %d from the tab", got.BytesFromHTTP, got.BytesFromPeers)
+	if got.BytesFromPeers == 0 {
+		t.Fatal("the tab stayed hidden behind the idle joiners")
 	}
 }

@@ -26,6 +26,7 @@ type download struct {
 	asm       map[string]map[int]*assembly // peer → block → bytes so far
 	httpStop  map[int]context.CancelFunc
 	peersUsed map[string]bool
+	vouched   map[string]bool // neighbours we told the coordinator delivered
 
 	fromHTTP, fromPeers atomic.Int64
 	done                chan struct{}
@@ -46,6 +47,7 @@ func newDownload(s *swarm, resource string) *download {
 		asm:       map[string]map[int]*assembly{},
 		httpStop:  map[int]context.CancelFunc{},
 		peersUsed: map[string]bool{},
+		vouched:   map[string]bool{},
 		done:      make(chan struct{}),
 		fail:      make(chan error, 1),
 		wake:      make(chan struct{}, 1),
@@ -182,8 +184,15 @@ func (d *download) completed(i int, from string, added bool, n int) {
 	if added && from != "" {
 		d.peersUsed[from] = true
 	}
+	vouch := from != "" && !d.vouched[from]
+	if vouch {
+		d.vouched[from] = true
+	}
 	finished := d.sched.Done()
 	d.mu.Unlock()
+	if vouch && d.s.c.sig != nil {
+		d.s.c.sig.Received(d.s.id, from)
+	}
 
 	m := d.s.store.Manifest()
 	for _, l := range losers {

@@ -236,13 +236,16 @@ func (s *BlockScheduler) Rejected(id string, i int, reason protocol.RejectReason
 }
 
 // Stalled returns the peers that serve nothing useful, sorted: asked for
-// blocks a RequestTimeout ago or more and none delivered since, or
+// blocks two RequestTimeouts ago or more and none delivered since, or
 // MaxRejects requests declined since their last block. The caller drops
 // them (RemovePeer), so what they claimed goes to HTTP or other peers.
+// Progress does not wait that long: at the first missed deadline the peer
+// turns weak and HTTP takes its blocks; the second deadline spares honest
+// peers slowed down for a moment.
 func (s *BlockScheduler) Stalled(now time.Time) []string {
 	var out []string
 	for id, p := range s.peers {
-		if p.rejects >= s.cfg.MaxRejects || !p.owing.IsZero() && now.Sub(p.owing) >= s.cfg.RequestTimeout {
+		if p.rejects >= s.cfg.MaxRejects || !p.owing.IsZero() && now.Sub(p.owing) >= 2*s.cfg.RequestTimeout {
 			out = append(out, id)
 		}
 	}

@@ -13,6 +13,7 @@ type nopHandler struct{}
 func (nopHandler) connOpen(*conn)                          {}
 func (nopHandler) connMessage(*conn, protocol.WireMessage) {}
 func (nopHandler) connClosed(*conn)                        {}
+func (nopHandler) connTimedOut(*conn)                      {}
 
 // The offer must leave before any of the offerer's candidates: the other
 // side creates its connection on the offer and drops candidates from a
@@ -34,7 +35,7 @@ func TestOfferGoesBeforeCandidates(t *testing.T) {
 		var mu sync.Mutex
 		var kinds []string
 		ended := make(chan struct{})
-		c := newConn(pc, "remote", "swarm", nopHandler{}, nil, &wg)
+		c := newConn(pc, "remote", "swarm", nopHandler{}, nil, &wg, time.Minute)
 		c.sendSig = func(kind, data string) {
 			mu.Lock()
 			defer mu.Unlock()

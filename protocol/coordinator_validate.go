@@ -243,9 +243,9 @@ func (m *Report) Validate() error {
 		return err
 	}
 	switch m.Reason {
-	case ReportBadBlock, ReportProtocol, ReportUnresponsive:
+	case ReportBadBlock, ReportProtocol, ReportUnresponsive, ReportUnreachable, ReportFull:
 	default:
-		return errors.New(`protocol: report: reason must be "bad-block", "protocol" or "unresponsive"`)
+		return errors.New(`protocol: report: reason must be "bad-block", "protocol", "unresponsive", "unreachable" or "full"`)
 	}
 	return nil
 }
@@ -272,6 +272,14 @@ func (m *Connection) Validate() error {
 		return nil
 	}
 	return errors.New(`protocol: connection: result must be "connected" or "failed"`)
+}
+
+// Validate implements CoordinatorMessage.
+func (m *Received) Validate() error {
+	if err := checkID(TypeReceived, "swarm", m.Swarm); err != nil {
+		return err
+	}
+	return checkID(TypeReceived, "peer", m.Peer)
 }
 
 // Validate implements CoordinatorMessage.

@@ -141,6 +141,7 @@ export class Download {
       const c = s.conns.get(l);
       if (c) c.send({ type: 'cancel', block: i, offset: 0, length: blockRange(m, i)[1] });
     }
+    if (from) s.vouch(from);
     if (s.store.put(i, data)) {
       if (from) {
         this.peersUsed.add(from);

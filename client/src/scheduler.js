@@ -111,14 +111,16 @@ export class BlockScheduler {
   }
 
   /**
-   * Peers that serve nothing useful, sorted: asked a request deadline ago or
-   * more with no block since, or maxRejects declined since their last block.
-   * The caller drops them, so their blocks go to HTTP or other peers.
+   * Peers that serve nothing useful, sorted: asked two request deadlines ago
+   * or more with no block since, or maxRejects declined since their last
+   * block. The caller drops them, so their blocks go to HTTP or other peers.
+   * Progress does not wait that long: at the first missed deadline the peer
+   * turns weak and HTTP takes its blocks.
    */
   stalled(now) {
     const out = [];
     for (const [id, p] of this.peers) {
-      if (p.rejects >= this.cfg.maxRejects || (p.owing !== null && now - p.owing >= this.cfg.requestTimeout)) out.push(id);
+      if (p.rejects >= this.cfg.maxRejects || (p.owing !== null && now - p.owing >= 2 * this.cfg.requestTimeout)) out.push(id);
     }
     return out.sort();
   }

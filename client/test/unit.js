@@ -63,6 +63,7 @@ function coordinatorTests(vec) {
     stats: (v) => coord.stats(v.swarm, { fromHttp: v.bytesFromHttp, fromPeers: v.bytesFromPeers, uploaded: v.bytesUploaded }),
     report: (v) => coord.report(v.swarm, v.peer, v.reason),
     connection: (v) => coord.connection(v.swarm, v.peer, v.result, v.path),
+    received: (v) => coord.received(v.swarm, v.peer),
   };
   let built = 0;
   for (const v of vec.valid) {
@@ -74,7 +75,7 @@ function coordinatorTests(vec) {
     }
     check(eq(coord.parse(v.json), v.value), `coordinator parse ${v.name}`);
   }
-  check(built >= 9, `coordinator: only ${built} client messages built`);
+  check(built >= 13, `coordinator: only ${built} client messages built`);
   check(coord.parse('[1,2]') === null && coord.parse('hello') === null && coord.parse('{"version":1}') === null, 'coordinator parse rejects non-messages');
 }
 
