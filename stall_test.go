@@ -12,20 +12,24 @@ import (
 )
 
 // `get` against a peer that claims every block and then declines, ignores
-// or trickles every request, behind the real module: the download drops
-// the peer once it has served nothing useful within a request deadline
-// (8 s), reports it, and completes over HTTP. Before the fix the rejecting
-// peers held `get` for ever (it sat at 37 % for 45 s in the report of
-// issue 14) and the others let it crawl at a block or two per deadline.
+// or trickles every request, behind the real module: the download
+// completes over HTTP, taking the peer's blocks from its first missed
+// deadline (8 s) on; a peer declining everything is dropped and reported at
+// once. (Silent and trickling peers are dropped after two deadlines, by
+// which time this download is over: TestStallingPeersAreDropped in peer/
+// checks that part.) Before the fix the rejecting peers held `get` for
+// ever (it sat at 37 % for 45 s in the report of issue 14) and the others
+// let it crawl at a block or two per deadline.
 func TestGetAgainstStallingPeers(t *testing.T) {
 	cases := []struct {
-		name string
-		m    peer.Misbehaviour
+		name   string
+		m      peer.Misbehaviour
+		report bool
 	}{
-		{"reject-busy", peer.Misbehaviour{ClaimAll: true, Reject: true, RejectReason: protocol.RejectBusy}},
-		{"reject-other", peer.Misbehaviour{ClaimAll: true, Reject: true, RejectReason: protocol.RejectOther}},
-		{"silent", peer.Misbehaviour{ClaimAll: true, Silent: true}},
-		{"trickle", peer.Misbehaviour{ClaimAll: true, Trickle: 4 << 10}}, // a 64 KiB block in 16 s
+		{"reject-busy", peer.Misbehaviour{ClaimAll: true, Reject: true, RejectReason: protocol.RejectBusy}, true},
+		{"reject-other", peer.Misbehaviour{ClaimAll: true, Reject: true, RejectReason: protocol.RejectOther}, true},
+		{"silent", peer.Misbehaviour{ClaimAll: true, Silent: true}, false},
+		{"trickle", peer.Misbehaviour{ClaimAll: true, Trickle: 4 << 10}, false}, // a 64 KiB block in 16 s
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +57,9 @@ func TestGetAgainstStallingPeers(t *testing.T) {
 				t.Fatalf("get: exit %d: %v\n%s", r.code, r.err, r.stderr)
 			}
 			checkFile(t, out, data)
-			waitFor(t, ctx, "the attacker to be reported", func() bool { return stats(t, base).Reports >= 1 })
+			if tc.report {
+				waitFor(t, ctx, "the attacker to be reported", func() bool { return stats(t, base).Reports >= 1 })
+			}
 		})
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"sync"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
@@ -316,6 +319,9 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 		return
 	}
 	t.totals.reports++
+	if ce := t.cfg.Logger.Check(zapcore.DebugLevel, "peer reported"); ce != nil {
+		ce.Write(zap.String("swarm", s.id), zap.String("from", from), zap.String("peer", r.Peer), zap.String("reason", r.Reason))
+	}
 	if len(mem.avoid) < maxAvoid {
 		if mem.avoid == nil {
 			mem.avoid = make(map[string]struct{})
@@ -344,7 +350,9 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 	} else {
 		delete(mem.ev.tried, r.Peer)
 	}
-	t.topUp(s, mem)
+	if r.Reason != protocol.ReportFull {
+		t.topUp(s, mem) // a full reporter wants no more neighbours
+	}
 }
 
 func (t *swarmTable) stats(from string, st *protocol.Stats) {
