@@ -20,8 +20,9 @@ import (
 //     BanReporters networks reporting, and more than speak for it.
 //   - A reporter loses its standing (its reports and vouches stop counting)
 //     when it reports a peer that BanReporters other networks vouch for, or
-//     reports more than maxAccusations peers in one swarm; a banned peer's
-//     word stops counting too.
+//     reports more than maxAccusations peers in one swarm and more than half
+//     of those it exchanged signalling with; a banned peer's word stops
+//     counting too.
 //
 // Links that never open and peers that serve nothing useful are blamed, not
 // banned: blamed members are ranked last and may not take anyone's last K
@@ -31,7 +32,8 @@ const (
 	// maxEvidence bounds each evidence map of a member.
 	maxEvidence = 64
 	// maxAccusations is how many peers one member may report bad in a
-	// swarm before its reports stop counting: honest peers meet few liars.
+	// swarm, beyond half of those it met, before its reports stop counting:
+	// honest peers meet few liars among many peers.
 	maxAccusations = 3
 	// suspectNetMembers: once this many members of one network were
 	// suspects, newcomers from it start as suspects until vouched for, so
@@ -53,8 +55,10 @@ type evidence struct {
 	// accused, blamed and vouched are whom this member reported bad,
 	// blamed and vouched for, to withdraw its word when it loses standing.
 	accused, blamed, vouched map[string]struct{}
-	discredited              bool
-	countedSuspect           bool // already counted in swarm.suspectNets
+	// exchanged counts its links on which both sides signalled.
+	exchanged      int
+	discredited    bool
+	countedSuspect bool // already counted in swarm.suspectNets
 	// bornSuspect: it joined from a network whose members had been
 	// suspects, so it is one until someone vouches for it.
 	bornSuspect bool
@@ -85,7 +89,18 @@ func networks(m map[string]string, except string) int {
 func (s *swarm) standing(m *member) bool { return !m.ev.discredited && !s.banned[m.id] }
 
 // signalled records that from sent a signal to its neighbour to.
-func (t *swarmTable) signalled(from *member, to string) { addTo(&from.ev.tried, to, struct{}{}) }
+func (t *swarmTable) signalled(s *swarm, from *member, to string) {
+	if _, ok := from.ev.tried[to]; ok {
+		return
+	}
+	addTo(&from.ev.tried, to, struct{}{})
+	if o := s.members[to]; o != nil {
+		if _, ok := o.ev.tried[from.id]; ok {
+			from.ev.exchanged++
+			o.ev.exchanged++
+		}
+	}
+}
 
 // forgetLink clears what two members tried on a link that is gone.
 func forgetLink(a, b *member) {
@@ -142,8 +157,8 @@ func (t *swarmTable) accuse(s *swarm, r, a *member) {
 		return
 	}
 	addTo(&r.ev.accused, a.id, struct{}{})
-	if len(r.ev.accused) > maxAccusations {
-		t.discredit(s, r, "reported too many peers")
+	if n := len(r.ev.accused); n > maxAccusations && 2*n > r.ev.exchanged {
+		t.discredit(s, r, "reported most peers it met")
 		return
 	}
 	addTo(&a.ev.accusers, r.id, r.net)

@@ -239,3 +239,36 @@ func TestUnreachableAndFullBlameNobody(t *testing.T) {
 		t.Fatal("full must free the link and blame nobody")
 	}
 }
+
+// An honest peer in a swarm with many liars reports several of them; it
+// keeps its standing as long as it reported fewer than half the peers it
+// exchanged signalling with, and its reports still ban.
+func TestReportingManyLiarsKeepsStanding(t *testing.T) {
+	h := newHarness(t, 6)
+	h.cfg.MaxDegree = 64
+	h.cfg.MaxNeighbours = 16
+	for i := range 5 {
+		h.join(fmt.Sprintf("liar%d", i), fmt.Sprintf("10.9.%d.0/24", i), blocks(0, all)...)
+	}
+	for i := range 6 {
+		h.join(fmt.Sprintf("ok%d", i), fmt.Sprintf("10.8.%d.0/24", i), blocks(0, all)...)
+	}
+	for _, v := range []string{"v1", "v2"} {
+		h.join(v, "10.0."+v[1:]+".0/24")
+		for i := range 6 {
+			h.connect(v, fmt.Sprintf("ok%d", i))
+		}
+		for i := range 5 {
+			h.connect(v, fmt.Sprintf("liar%d", i))
+			h.report(v, fmt.Sprintf("liar%d", i), protocol.ReportBadBlock)
+		}
+		if h.tab.swarms["swarm"].members[v].ev.discredited {
+			t.Fatalf("%s reported 5 liars among 11 peers and lost its standing", v)
+		}
+	}
+	for i := range 5 {
+		if !h.banned(fmt.Sprintf("liar%d", i)) {
+			t.Errorf("liar%d not banned by two networks", i)
+		}
+	}
+}

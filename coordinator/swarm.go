@@ -288,7 +288,7 @@ func (t *swarmTable) have(from string, h *protocol.Have) {
 // relay forwards a signal only between two members of the same swarm that
 // the coordinator introduced to each other.
 func (t *swarmTable) relay(from string, sig *protocol.Signal) {
-	_, mem := t.memberOf(from, sig.Swarm)
+	s, mem := t.memberOf(from, sig.Swarm)
 	if mem == nil {
 		return
 	}
@@ -297,11 +297,11 @@ func (t *swarmTable) relay(from string, sig *protocol.Signal) {
 		return
 	}
 	t.totals.signals++
-	t.signalled(mem, sig.To)
+	t.signalled(s, mem, sig.To)
 	out := *sig
 	out.To, out.From = "", from
 	var node string
-	if to := t.swarms[sig.Swarm].members[sig.To]; to != nil {
+	if to := s.members[sig.To]; to != nil {
 		node = to.node
 	}
 	t.publish(Message{To: sig.To, Node: node, Swarm: sig.Swarm, From: from, Body: &out})

@@ -99,6 +99,7 @@ type schedPeer struct {
 	// declined since its last block. Either going too far makes it stalled.
 	owing   time.Time
 	rejects int
+	proven  bool // it has delivered a block in this download
 }
 
 // Expiry is a peer request that missed its deadline.
@@ -236,16 +237,20 @@ func (s *BlockScheduler) Rejected(id string, i int, reason protocol.RejectReason
 }
 
 // Stalled returns the peers that serve nothing useful, sorted: asked for
-// blocks two RequestTimeouts ago or more and none delivered since, or
-// MaxRejects requests declined since their last block. The caller drops
-// them (RemovePeer), so what they claimed goes to HTTP or other peers.
-// Progress does not wait that long: at the first missed deadline the peer
-// turns weak and HTTP takes its blocks; the second deadline spares honest
-// peers slowed down for a moment.
+// blocks two RequestTimeouts ago or more and none delivered since (four for
+// a peer that has delivered before), or MaxRejects requests declined since
+// their last block. The caller drops them (RemovePeer), so what they
+// claimed goes to HTTP or other peers. Progress does not wait that long: at
+// the first missed deadline the peer turns weak and HTTP takes its blocks;
+// the longer wait spares honest peers slowed down for a moment.
 func (s *BlockScheduler) Stalled(now time.Time) []string {
 	var out []string
 	for id, p := range s.peers {
-		if p.rejects >= s.cfg.MaxRejects || !p.owing.IsZero() && now.Sub(p.owing) >= 2*s.cfg.RequestTimeout {
+		wait := 2 * s.cfg.RequestTimeout
+		if p.proven {
+			wait *= 2
+		}
+		if p.rejects >= s.cfg.MaxRejects || !p.owing.IsZero() && now.Sub(p.owing) >= wait {
 			out = append(out, id)
 		}
 	}
@@ -394,6 +399,7 @@ func (s *BlockScheduler) Completed(i int, from string, now time.Time) (losers []
 		}
 		s.release(p, i)
 		// Useful: the clock restarts for what it still owes.
+		p.proven = true
 		p.rejects = 0
 		p.owing = time.Time{}
 		if len(p.inflight) > 0 {

@@ -49,9 +49,10 @@ export class BlockScheduler {
   /** Records a peer's bitfield from its hello. */
   addPeer(id, has) {
     this.removePeer(id);
-    // owing: when it was asked for a block and delivered none since (0: owes
-    // nothing); rejects: requests declined since its last block.
-    const p = { has: new Array(this.done.length).fill(false), window: this.cfg.initialWindow, inflight: new Map(), skip: new Set(), owing: null, rejects: 0 };
+    // owing: when it was asked for a block and delivered none since (null:
+    // owes nothing); rejects: requests declined since its last block;
+    // proven: it has delivered a block in this download.
+    const p = { has: new Array(this.done.length).fill(false), window: this.cfg.initialWindow, inflight: new Map(), skip: new Set(), owing: null, rejects: 0, proven: false };
     this.peers.set(id, p);
     has.forEach((h, i) => { if (h && i < p.has.length) this.claim(p, i, true); });
   }
@@ -112,15 +113,17 @@ export class BlockScheduler {
 
   /**
    * Peers that serve nothing useful, sorted: asked two request deadlines ago
-   * or more with no block since, or maxRejects declined since their last
-   * block. The caller drops them, so their blocks go to HTTP or other peers.
-   * Progress does not wait that long: at the first missed deadline the peer
-   * turns weak and HTTP takes its blocks.
+   * or more with no block since (four for a peer that delivered before), or
+   * maxRejects declined since their last block. The caller drops them, so
+   * their blocks go to HTTP or other peers. Progress does not wait that
+   * long: at the first missed deadline the peer turns weak and HTTP takes
+   * its blocks.
    */
   stalled(now) {
     const out = [];
     for (const [id, p] of this.peers) {
-      if (p.rejects >= this.cfg.maxRejects || (p.owing !== null && now - p.owing >= 2 * this.cfg.requestTimeout)) out.push(id);
+      const wait = (p.proven ? 4 : 2) * this.cfg.requestTimeout;
+      if (p.rejects >= this.cfg.maxRejects || (p.owing !== null && now - p.owing >= wait)) out.push(id);
     }
     return out.sort();
   }
@@ -207,6 +210,7 @@ export class BlockScheduler {
       if (w.inflight.has(i)) this.setWindow(w, Math.min(this.cfg.maxWindow, w.window + 1));
       this.release(w, i);
       // Useful: the clock restarts for what it still owes.
+      w.proven = true;
       w.rejects = 0;
       w.owing = w.inflight.size ? now : null;
     }
