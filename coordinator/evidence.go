@@ -24,9 +24,12 @@ import (
 //     of those it exchanged signalling with; a banned peer's word stops
 //     counting too.
 //
-// Links that never open and peers that serve nothing useful are blamed, not
-// banned: blamed members are ranked last and may not take anyone's last K
-// link slots (neighbours.go), so idle joiners cannot eclipse a seeder.
+// Links that never open because a member never signalled on them are
+// blamed on it, not banned: blamed members are ranked last and may not take
+// anyone's last K link slots (neighbours.go), so idle joiners cannot
+// eclipse a seeder. An unresponsive report only ends the link: a channel
+// that stalls says as much about the path between two peers (or a loaded
+// machine) as about either of them, and honest peers drop each other so.
 
 const (
 	// maxEvidence bounds each evidence map of a member.
@@ -140,8 +143,6 @@ func (t *swarmTable) weigh(s *swarm, reporter, accused *member, reason string, b
 		if bothTried {
 			t.accuse(s, reporter, accused)
 		}
-	case protocol.ReportUnresponsive:
-		t.blame(s, reporter, accused)
 	case protocol.ReportUnreachable:
 		if _, ok := accused.ev.tried[reporter.id]; !ok {
 			t.blame(s, reporter, accused) // it never did its part

@@ -14,7 +14,7 @@ const scanWindow = 512
 // candidate is a member ranked for one chooser.
 type candidate struct {
 	m       *member
-	suspect bool // blamed for links that never opened or for serving nothing
+	suspect bool // blamed for links that never opened (it never signalled)
 	seeder  bool // holds every block, and the chooser does not
 	quarter int  // 0: nothing useful; 1..4: quarters of the chooser's gap it fills
 	sameNet bool
@@ -24,7 +24,7 @@ type candidate struct {
 // first. The rules, in order (docs/PROTOCOL.md, "Neighbour choice"):
 //
 //  0. suspects last (evidence.go): members blamed for links that never
-//     opened, or for serving nothing, more than others vouch for them.
+//     opened (they never signalled) more than others vouch for them.
 //  1. usefulness: seeders first, then peers holding more of the blocks a
 //     lacks, counted in quarters of what a lacks so that rule 2 can still
 //     separate peers that help about as much. A peer that lacks nothing

@@ -89,8 +89,8 @@ const (
 	ReportProtocol = "protocol"
 	// ReportUnresponsive: the channel opened but the peer served nothing
 	// useful in time (it declined or ignored requests, or trickled). Not
-	// evidence of lying: the coordinator unlinks the two and ranks the
-	// peer lower, but never bans for it.
+	// evidence against the peer (a stalled channel may be the path's
+	// fault): the coordinator only unlinks the two.
 	ReportUnresponsive = "unresponsive"
 	// ReportUnreachable: no channel opened within the connect timeout (or
 	// no offer came). The coordinator frees the link and, if the peer never
