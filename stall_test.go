@@ -36,7 +36,7 @@ func TestGetAgainstStallingPeers(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 			defer cancel()
 			data := randomData(4 << 20)
-			base, _ := site(t, "p2pxhr {\n block_size 64KiB\n http_rate_limit 2MB\n}\nfile_server", map[string][]byte{"big.bin": data})
+			base, _ := site(t, "p2pxhr {\n block_size 64KiB\n http_rate_limit 2MB\n dashboard\n}\nfile_server", map[string][]byte{"big.bin": data})
 			url := base + "/big.bin"
 
 			sig, err := peer.NewCoordClient(base, peer.CoordOptions{})
