@@ -120,6 +120,7 @@ type siteStats struct {
 	BytesFromHTTP  int64 `json:"bytesFromHttp"`
 	BytesFromPeers int64 `json:"bytesFromPeers"`
 	BytesUploaded  int64 `json:"bytesUploaded"`
+	Reports        int64 `json:"reports"`
 }
 
 func stats(t *testing.T, base string) siteStats {

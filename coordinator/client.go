@@ -303,6 +303,8 @@ func (cl *client) dispatch(m protocol.CoordinatorMessage) {
 		swarm = b.Swarm
 	case *protocol.Report:
 		swarm = b.Swarm
+	case *protocol.Received:
+		swarm = b.Swarm
 	case *protocol.Leave:
 		swarm = b.Swarm
 	case *protocol.Connection:

@@ -82,8 +82,7 @@ func (t *swarmTable) resync(swarmID, node string, ms *memberState, settleAt time
 		return
 	}
 	if s == nil {
-		s = &swarm{id: swarmID, blocks: blocks, members: make(map[string]*member),
-			reporters: make(map[string]map[string]struct{}), banned: make(map[string]bool)}
+		s = newSwarm(swarmID, blocks)
 		t.swarms[swarmID] = s
 	}
 	mem := s.members[ms.Peer]

@@ -14,6 +14,7 @@ const scanWindow = 512
 // candidate is a member ranked for one chooser.
 type candidate struct {
 	m       *member
+	suspect bool // blamed for links that never opened (it never signalled)
 	seeder  bool // holds every block, and the chooser does not
 	quarter int  // 0: nothing useful; 1..4: quarters of the chooser's gap it fills
 	sameNet bool
@@ -22,6 +23,8 @@ type candidate struct {
 // choose picks up to K minus the current degree new neighbours for a, best
 // first. The rules, in order (docs/PROTOCOL.md, "Neighbour choice"):
 //
+//  0. suspects last (evidence.go): members blamed for links that never
+//     opened (they never signalled) more than others vouch for them.
 //  1. usefulness: seeders first, then peers holding more of the blocks a
 //     lacks, counted in quarters of what a lacks so that rule 2 can still
 //     separate peers that help about as much. A peer that lacks nothing
@@ -34,11 +37,16 @@ type candidate struct {
 // peer either side reported, or a peer at MaxDegree. A seeder (which does
 // not download) is never linked to a peer lacking none of the blocks it
 // holds, another seeder included; a seeder choosing ranks peers by how
-// much it can give them.
+// much it can give them. A suspect chooser gets only peers with at least K
+// free slots: idle joiners can never take anyone's last K.
 func (t *swarmTable) choose(s *swarm, a *member) []*member {
 	want := t.cfg.MaxNeighbours - len(a.links)
 	if want <= 0 || s.banned[a.id] {
 		return nil
+	}
+	degree := t.cfg.MaxDegree
+	if t.suspect(s, a) {
+		degree -= t.cfg.MaxNeighbours
 	}
 	lacking := s.blocks - a.count
 	n := len(s.open)
@@ -51,7 +59,7 @@ func (t *swarmTable) choose(s *swarm, a *member) []*member {
 	cands := make([]candidate, 0, min(window, 64))
 	for i := 0; i < window; i++ {
 		c := s.open[(start+i)%n]
-		if c == a || len(c.links) >= t.cfg.MaxDegree || s.banned[c.id] {
+		if c == a || len(c.links) >= degree || s.banned[c.id] {
 			continue
 		}
 		if _, ok := a.links[c.id]; ok {
@@ -66,7 +74,7 @@ func (t *swarmTable) choose(s *swarm, a *member) []*member {
 		if a.seed && c.seed || useless(c, a, lacking) || useless(a, c, s.blocks-c.count) {
 			continue
 		}
-		k := candidate{m: c, sameNet: a.net != "" && a.net == c.net}
+		k := candidate{m: c, suspect: t.suspect(s, c), sameNet: a.net != "" && a.net == c.net}
 		if lacking > 0 && !a.seed {
 			k.seeder = c.count == s.blocks
 			k.quarter = quarters(c.bits.CountMissing(a.bits), lacking)
@@ -88,6 +96,8 @@ func (t *swarmTable) choose(s *swarm, a *member) []*member {
 
 func better(x, y candidate) bool {
 	switch {
+	case x.suspect != y.suspect:
+		return !x.suspect
 	case x.seeder != y.seeder:
 		return x.seeder
 	case x.quarter != y.quarter:

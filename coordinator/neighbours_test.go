@@ -289,41 +289,6 @@ func TestRelayOnlyBetweenIntroduced(t *testing.T) {
 	}
 }
 
-func TestReportsExcludeThenBan(t *testing.T) {
-	h := newHarness(t, 6)
-	h.join("bad", "", blocks(0, all)...)
-	h.join("r1", "")
-	h.join("r2", "")
-	h.send("r1", &protocol.Report{Swarm: "swarm", Peer: "bad", Reason: protocol.ReportBadBlock})
-	s := h.tab.swarms["swarm"]
-	if _, ok := s.members["r1"].links["bad"]; ok || s.banned["bad"] {
-		t.Fatal("one report: r1 must drop bad, bad not yet banned")
-	}
-	if picks := h.tab.choose(s, s.members["r1"]); len(picks) != 0 {
-		t.Fatalf("r1 re-offered %s", picks[0].id)
-	}
-	if got := h.join("newcomer", ""); len(got) == 0 || got[0].ID != "bad" {
-		t.Fatalf("after one report the seeder is still introduced to others: %v", ids(got))
-	}
-	h.send("r2", &protocol.Report{Swarm: "swarm", Peer: "bad", Reason: protocol.ReportBadBlock})
-	if !s.banned["bad"] {
-		t.Fatal("two distinct reporters must ban")
-	}
-	for _, n := range h.join("late", "") {
-		if n.ID == "bad" {
-			t.Fatal("banned peer introduced")
-		}
-	}
-	// Reporting a peer one was never introduced to is refused.
-	h.send("late", &protocol.Report{Swarm: "swarm", Peer: "ghost", Reason: protocol.ReportProtocol})
-	if codes := h.errorsTo("late"); len(codes) != 1 || codes[0] != protocol.ErrCodeNotIntroduced {
-		t.Fatalf("report of a stranger: %v", codes)
-	}
-	if st := h.tab.snapshot(); st.Reports != 2 || st.Bans != 1 {
-		t.Errorf("counted %d reports and %d bans, want 2 and 1", st.Reports, st.Bans)
-	}
-}
-
 func TestStatsCumulativeByGroup(t *testing.T) {
 	h := newHarness(t, 6)
 	h.tab.handle(Message{From: "a", Swarm: "swarm", Group: "p2p", Body: &protocol.Join{Swarm: "swarm", Blocks: 8, Bitfield: protocol.NewBitfield(8)}})

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
@@ -44,10 +45,14 @@ type swarm struct {
 	members map[string]*member
 	open    []*member
 	cursor  int
-	// reporters counts distinct reporters per reported peer, up to the ban
-	// threshold; banned peers are introduced to no one.
-	reporters map[string]map[string]struct{}
-	banned    map[string]bool
+	// banned peers are introduced to no one (evidence.go decides).
+	banned map[string]bool
+	// suspectNets counts, per network, the members that became suspects.
+	suspectNets map[string]int
+}
+
+func newSwarm(id string, blocks int) *swarm {
+	return &swarm{id: id, blocks: blocks, members: make(map[string]*member), banned: make(map[string]bool)}
 }
 
 type member struct {
@@ -74,6 +79,8 @@ type member struct {
 	// counted as holding in the seeding totals.
 	seed bool
 	held int64
+	// ev is its conduct as far as the coordinator can tell (evidence.go).
+	ev evidence
 }
 
 func newSwarmTable(cfg *Config, publish func(Message)) *swarmTable {
@@ -96,6 +103,8 @@ func (t *swarmTable) handle(m Message) {
 		t.relay(m.From, b)
 	case *protocol.Report:
 		t.report(m.From, b)
+	case *protocol.Received:
+		t.received(m.From, b)
 	case *protocol.Stats:
 		t.stats(m.From, b)
 	}
@@ -128,8 +137,7 @@ func (t *swarmTable) join(m Message, j *protocol.Join) {
 		return
 	}
 	if s == nil {
-		s = &swarm{id: j.Swarm, blocks: blocks, members: make(map[string]*member),
-			reporters: make(map[string]map[string]struct{}), banned: make(map[string]bool)}
+		s = newSwarm(j.Swarm, blocks)
 		t.swarms[j.Swarm] = s
 	}
 	if old := s.members[m.From]; old != nil {
@@ -152,6 +160,7 @@ func (t *swarmTable) join(m Message, j *protocol.Join) {
 		bits: append(protocol.Bitfield(nil), j.Bitfield...), count: j.Bitfield.Count(),
 		links: make(map[string]struct{}), seed: j.Seed}
 	s.members[mem.id] = mem
+	t.joined(s, mem)
 	t.refresh(s, mem)
 	t.totals.member(mem.group, +1)
 	t.seedAdded(s, mem)
@@ -170,6 +179,7 @@ func (t *swarmTable) introduce(s *swarm, a *member, picks []*member, always bool
 	for _, p := range picks {
 		a.links[p.id] = struct{}{}
 		p.links[a.id] = struct{}{}
+		forgetLink(a, p) // a new link: nothing tried on it yet
 		peers = append(peers, protocol.Neighbour{ID: p.id, Offer: true})
 		t.refresh(s, p)
 	}
@@ -204,7 +214,6 @@ func (t *swarmTable) remove(s *swarm, mem *member) {
 	from, id := mem.id, s.id
 	delete(s.members, from)
 	t.refresh(s, mem) // no longer a member: out of open
-	delete(s.reporters, from)
 	delete(s.banned, from)
 	t.totals.member(mem.group, -1)
 	t.seedRemoved(mem)
@@ -219,6 +228,7 @@ func (t *swarmTable) remove(s *swarm, mem *member) {
 			continue
 		}
 		delete(n.links, from)
+		delete(n.ev.tried, from)
 		t.refresh(s, n)
 		t.publish(Message{To: nid, Node: n.node, Swarm: id, Body: &protocol.PeerLeft{Swarm: id, Peer: from}})
 		orphans = append(orphans, n)
@@ -278,7 +288,7 @@ func (t *swarmTable) have(from string, h *protocol.Have) {
 // relay forwards a signal only between two members of the same swarm that
 // the coordinator introduced to each other.
 func (t *swarmTable) relay(from string, sig *protocol.Signal) {
-	_, mem := t.memberOf(from, sig.Swarm)
+	s, mem := t.memberOf(from, sig.Swarm)
 	if mem == nil {
 		return
 	}
@@ -287,15 +297,18 @@ func (t *swarmTable) relay(from string, sig *protocol.Signal) {
 		return
 	}
 	t.totals.signals++
+	t.signalled(s, mem, sig.To)
 	out := *sig
 	out.To, out.From = "", from
 	var node string
-	if to := t.swarms[sig.Swarm].members[sig.To]; to != nil {
+	if to := s.members[sig.To]; to != nil {
 		node = to.node
 	}
 	t.publish(Message{To: sig.To, Node: node, Swarm: sig.Swarm, From: from, Body: &out})
 }
 
+// report unlinks a member from a neighbour it reports, for good, and
+// weighs the report (evidence.go).
 func (t *swarmTable) report(from string, r *protocol.Report) {
 	s, mem := t.memberOf(from, r.Swarm)
 	if mem == nil {
@@ -306,6 +319,9 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 		return
 	}
 	t.totals.reports++
+	if ce := t.cfg.Logger.Check(zapcore.DebugLevel, "peer reported"); ce != nil {
+		ce.Write(zap.String("swarm", s.id), zap.String("from", from), zap.String("peer", r.Peer), zap.String("reason", r.Reason))
+	}
 	if len(mem.avoid) < maxAvoid {
 		if mem.avoid == nil {
 			mem.avoid = make(map[string]struct{})
@@ -314,26 +330,29 @@ func (t *swarmTable) report(from string, r *protocol.Report) {
 	}
 	delete(mem.links, r.Peer)
 	t.refresh(s, mem)
-	if bad := s.members[r.Peer]; bad != nil {
+	bad := s.members[r.Peer]
+	_, tried := mem.ev.tried[r.Peer]
+	if bad != nil {
+		_, answered := bad.ev.tried[from]
+		tried = tried && answered
 		delete(bad.links, from)
 		t.refresh(s, bad)
 		t.publish(Message{To: r.Peer, Node: bad.node, Swarm: s.id, Body: &protocol.PeerLeft{Swarm: s.id, Peer: from}})
 	}
-	if !s.banned[r.Peer] {
-		set := s.reporters[r.Peer]
-		if set == nil {
-			set = make(map[string]struct{})
-			s.reporters[r.Peer] = set
+	t.weigh(s, mem, bad, r.Reason, tried)
+	if bad != nil {
+		forgetLink(mem, bad)
+		if r.Reason == protocol.ReportFull || r.Reason == protocol.ReportUnreachable {
+			// A link freed for want of room or of a connection: the other
+			// side looks elsewhere at once, not at its next loss.
+			t.topUp(s, bad)
 		}
-		set[from] = struct{}{}
-		if len(set) >= t.cfg.BanReporters {
-			s.banned[r.Peer] = true
-			t.totals.bans++
-			delete(s.reporters, r.Peer)
-			t.cfg.Logger.Info("peer banned from swarm after reports", zap.String("swarm", s.id), zap.String("peer", r.Peer))
-		}
+	} else {
+		delete(mem.ev.tried, r.Peer)
 	}
-	t.topUp(s, mem)
+	if r.Reason != protocol.ReportFull {
+		t.topUp(s, mem) // a full reporter wants no more neighbours
+	}
 }
 
 func (t *swarmTable) stats(from string, st *protocol.Stats) {

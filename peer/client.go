@@ -35,8 +35,14 @@ type Options struct {
 	HTTPClient *http.Client
 	// Prefix is the module's route prefix at the origin (DefaultPrefix).
 	Prefix string
-	// MaxPeers bounds connections per swarm (default 8).
+	// MaxPeers bounds connections per swarm (default 8). A link beyond it
+	// is declined (reported "full") unless a connection that never opened
+	// can make room.
 	MaxPeers int
+	// ConnectTimeout is how long a link may take to open its channel
+	// before it is reported "unreachable" and freed (default 15s); a peer
+	// we are to answer must send its offer within a third of it.
+	ConnectTimeout time.Duration
 	// HTTPConcurrency is the number of parallel range requests (default 2).
 	HTTPConcurrency int
 	// Scheduler tunes block scheduling.
@@ -102,6 +108,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.HTTPConcurrency <= 0 {
 		opts.HTTPConcurrency = 2
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 15 * time.Second
 	}
 	if opts.StatsInterval <= 0 {
 		opts.StatsInterval = 2 * time.Second

@@ -22,7 +22,6 @@ const (
 	// maxPendingCandidates bounds candidates that arrive before the remote
 	// description.
 	maxPendingCandidates = 64
-	connectTimeout       = 15 * time.Second
 )
 
 // connHandler receives what a conn does not handle itself.
@@ -30,6 +29,8 @@ type connHandler interface {
 	connOpen(c *conn)
 	connMessage(c *conn, m protocol.WireMessage)
 	connClosed(c *conn)
+	// connTimedOut: the channel did not open within the connect timeout.
+	connTimedOut(c *conn)
 }
 
 // conn is one RTCPeerConnection to a remote peer with its one reliable,
@@ -71,9 +72,10 @@ type conn struct {
 	closeOnce sync.Once
 	opened    bool
 	reported  bool
+	heard     bool // the remote has sent us a signal
 }
 
-func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, store *BlockStore, wg *goroutines) *conn {
+func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, store *BlockStore, wg *goroutines, timeout time.Duration) *conn {
 	c := &conn{
 		remote: remote, swarm: swarm, pc: pc, h: h, store: store, wg: wg, started: time.Now(),
 		wake:   make(chan struct{}, 1),
@@ -112,14 +114,15 @@ func newConn(pc *webrtc.PeerConnection, remote, swarm string, h connHandler, sto
 		}
 		c.attach(dc)
 	})
-	// A conn that never opens must not hold a peer slot forever.
-	t := time.AfterFunc(connectTimeout, func() {
+	// A conn that never opens must not hold a peer slot forever; the
+	// handler reports it, so the coordinator frees the link too.
+	t := time.AfterFunc(timeout, func() {
 		c.mu.Lock()
 		open := c.opened
 		c.mu.Unlock()
 		if !open {
 			c.report(false)
-			c.close()
+			c.h.connTimedOut(c)
 		}
 	})
 	go func() { <-c.closed; t.Stop() }()
@@ -242,6 +245,9 @@ func (c *conn) attach(dc *webrtc.DataChannel) {
 
 // handleSignal applies an offer, answer or candidate from the remote.
 func (c *conn) handleSignal(sig Signal) error {
+	c.mu.Lock()
+	c.heard = true
+	c.mu.Unlock()
 	switch sig.Kind {
 	case SignalOffer, SignalAnswer:
 		typ := webrtc.SDPTypeOffer
@@ -312,6 +318,12 @@ func (c *conn) enqueue(r protocol.WireRequest) {
 	m := c.store.Manifest()
 	if r.Block >= len(m.Blocks) || r.Offset+r.Length > blockLen(m, r.Block) {
 		c.send(&protocol.WireReject{Block: r.Block, Offset: r.Offset, Length: r.Length, Reason: protocol.RejectInvalid})
+		return
+	}
+	if h := c.hooks; h != nil && (h.silent || h.reject != nil) {
+		if h.reject != nil {
+			c.send(&protocol.WireReject{Block: r.Block, Offset: r.Offset, Length: r.Length, Reason: *h.reject})
+		}
 		return
 	}
 	if !c.store.Has(r.Block) && (c.hooks == nil || !c.hooks.claimAll) {
@@ -391,12 +403,31 @@ func (c *conn) uploadLoop() {
 				break
 			}
 			end := min(off+protocol.MaxPieceData, len(data))
+			if !c.trickle(end - off) {
+				return
+			}
 			msg, err = protocol.AppendWire(msg[:0], &protocol.WirePiece{Block: r.Block, Offset: r.Offset + off, Data: data[off:end]})
 			if err != nil || dc.Send(msg) != nil {
 				return
 			}
 			c.upload(end - off)
 		}
+	}
+}
+
+// trickle paces n bytes of pieces for a misbehaving Client that trickles;
+// false means the connection closed meanwhile.
+func (c *conn) trickle(n int) bool {
+	if c.hooks == nil || c.hooks.trickle <= 0 {
+		return true
+	}
+	t := time.NewTimer(time.Duration(n) * time.Second / time.Duration(c.hooks.trickle))
+	defer t.Stop()
+	select {
+	case <-c.closed:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -431,13 +462,15 @@ func (c *conn) close() {
 	})
 }
 
+// stale reports whether c never opened and never heard from its remote
+// although it is older than age: a slot an idle peer holds.
+func (c *conn) stale(age time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.opened && !c.heard && time.Since(c.started) >= age
+}
+
 func blockLen(m *protocol.Manifest, i int) int {
 	_, n := m.BlockRange(i)
 	return n
-}
-
-// testHooks make a Client misbehave, for tests of the honest side only.
-type testHooks struct {
-	corrupt  func(block int) bool // send wrong bytes for these blocks
-	claimAll bool                 // announce every block; never answer for missing ones
 }

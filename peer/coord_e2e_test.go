@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/p2pxhr/p2pxhr/coordinator"
 )
@@ -45,10 +48,25 @@ func newCoordOriginWith(t *testing.T, v *version, bytesPerSec int, cfg coordinat
 	return o
 }
 
-// newCoordPeer is a Client signalling through the origin's coordinator.
+// fromNetwork dials the coordinator from 127.0.n.1, so the coordinator
+// sees the peer on network 127.0.n.0/24: visitors of a real site come from
+// many networks, and the coordinator weighs reports by network.
+func fromNetwork(n int) *websocket.Dialer {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, byte(n), 1)}
+	return &websocket.Dialer{HandshakeTimeout: 10 * time.Second,
+		NetDialContext: (&net.Dialer{LocalAddr: local}).DialContext}
+}
+
+// newCoordPeer is a Client signalling through the origin's coordinator
+// from network 127.0.0.0/24.
 func newCoordPeer(t *testing.T, ctx context.Context, o *origin, mod func(*Options)) (*Client, *CoordClient) {
+	return newCoordPeerFrom(t, ctx, o, 0, mod)
+}
+
+// newCoordPeerFrom is newCoordPeer from network 127.0.n.0/24.
+func newCoordPeerFrom(t *testing.T, ctx context.Context, o *origin, n int, mod func(*Options)) (*Client, *CoordClient) {
 	t.Helper()
-	cc, err := DialCoordinator(ctx, o.srv.URL, CoordOptions{HaveDelay: 20 * time.Millisecond})
+	cc, err := DialCoordinator(ctx, o.srv.URL, CoordOptions{HaveDelay: 20 * time.Millisecond, Dialer: fromNetwork(n)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,18 +84,19 @@ func TestMaliciousPeerThroughCoordinator(t *testing.T) {
 	defer cancel()
 	data := randomBytes(24 * testBlock)
 	o := newCoordOrigin(t, newVersion(t, data, `"v1"`), 512<<10)
-	// The liar holds half the file, claims all of it, corrupts every block
-	// it sends and stays silent for the blocks it lacks. Every victim asks
-	// it for something (it is the most useful neighbour on paper), so every
-	// victim catches it.
+	// The liar holds the file and corrupts every block it sends. Every
+	// victim asks it for something (it is the most useful neighbour on
+	// paper), so every victim catches it. (A liar that stays silent for
+	// blocks it lacks may be dropped as stalled first: reported
+	// "unresponsive", which never bans; see TestStallingPeersAreDropped.)
 	liar, liarSig := newCoordPeer(t, ctx, o, func(opts *Options) {
-		opts.hooks = &testHooks{claimAll: true, corrupt: func(int) bool { return true }}
+		opts.hooks = &testHooks{corrupt: func(int) bool { return true }}
 	})
-	seed(t, ctx, liar, o.url(), data[:12*testBlock])
+	seed(t, ctx, liar, o.url(), data)
 
 	var wg sync.WaitGroup
-	for v := range 2 {
-		victim, _ := newCoordPeer(t, ctx, o, func(opts *Options) {
+	for v := range 2 { // on two networks: reports count by network
+		victim, _ := newCoordPeerFrom(t, ctx, o, v+1, func(opts *Options) {
 			opts.Scheduler.RequestTimeout = 500 * time.Millisecond
 		})
 		dst := &checkedFile{t: t, want: data} // fails the test on any wrong byte
@@ -199,5 +218,52 @@ func TestWriteErrorEndsTheDownload(t *testing.T) {
 	_, err := c.Download(ctx, o.url(), &failingFile{limit: 3 * testBlock})
 	if !errors.Is(err, ErrWrite) || !errors.Is(err, errDiskFull) {
 		t.Fatalf("download onto a full disk: %v, want ErrWrite wrapping the OS error", err)
+	}
+}
+
+// Sybils: several peers of one host that download from an honest seeder
+// and then report it bad-block. The coordinator counts one network, the
+// seeder is not banned, and a later joiner still gets it first. Before the
+// fix two such reports banned any peer (issue 14, item 5).
+func TestSybilsCannotBanSeederThroughCoordinator(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	data := randomBytes(24 * testBlock)
+	o := newCoordOrigin(t, newVersion(t, data, `"v1"`), 512<<10)
+	seeder, seederSig := newCoordPeerFrom(t, ctx, o, 1, nil)
+	seed(t, ctx, seeder, o.url(), data)
+
+	for range 3 {
+		sybil, _ := newCoordPeerFrom(t, ctx, o, 66, func(opts *Options) {
+			opts.hooks = &testHooks{falseReport: reasonBadBlock}
+		})
+		if _, err := sybil.Download(ctx, o.url(), &MemFile{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); o.coord.Stats().Reports < 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sybils' reports did not arrive: %+v", o.coord.Stats())
+		}
+	}
+	if st := o.coord.Stats(); st.Bans != 0 {
+		t.Fatalf("sybils of one host banned the seeder: %+v", st)
+	}
+	joiner, err := DialCoordinator(ctx, o.srv.URL, CoordOptions{Dialer: fromNetwork(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer joiner.Close()
+	m := mustManifest(o.cur.Load())
+	if err := joiner.Join(ctx, m.ID, "", make([]bool, len(m.Blocks))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case in := <-joiner.Neighbours():
+		if in.Peer != seederSig.ID() {
+			t.Fatalf("first introduction %+v, want the seeder", in)
+		}
+	case <-ctx.Done():
+		t.Fatal("the joiner was never introduced")
 	}
 }

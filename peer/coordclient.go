@@ -365,6 +365,11 @@ func (c *CoordClient) Report(swarm, peer, reason string) {
 	c.sendIfJoined(swarm, &protocol.Report{Swarm: swarm, Peer: peer, Reason: reason})
 }
 
+// Received implements Signaller.
+func (c *CoordClient) Received(swarm, peer string) {
+	c.sendIfJoined(swarm, &protocol.Received{Swarm: swarm, Peer: peer})
+}
+
 // Stats implements Signaller: the latest totals are sent every
 // StatsInterval when they changed, and on Leave.
 func (c *CoordClient) Stats(swarm string, st SwarmStats) {

@@ -26,6 +26,7 @@ type download struct {
 	asm       map[string]map[int]*assembly // peer → block → bytes so far
 	httpStop  map[int]context.CancelFunc
 	peersUsed map[string]bool
+	vouched   map[string]bool // neighbours we told the coordinator delivered
 
 	fromHTTP, fromPeers atomic.Int64
 	done                chan struct{}
@@ -46,6 +47,7 @@ func newDownload(s *swarm, resource string) *download {
 		asm:       map[string]map[int]*assembly{},
 		httpStop:  map[int]context.CancelFunc{},
 		peersUsed: map[string]bool{},
+		vouched:   map[string]bool{},
 		done:      make(chan struct{}),
 		fail:      make(chan error, 1),
 		wake:      make(chan struct{}, 1),
@@ -169,7 +171,7 @@ func (d *download) httpWorker(ctx context.Context) {
 // completed books a verified, stored block and cancels its duplicates.
 func (d *download) completed(i int, from string, added bool, n int) {
 	d.mu.Lock()
-	losers, httpLost := d.sched.Completed(i, from)
+	losers, httpLost := d.sched.Completed(i, from, time.Now())
 	if httpLost {
 		if stop := d.httpStop[i]; stop != nil {
 			stop()
@@ -182,8 +184,15 @@ func (d *download) completed(i int, from string, added bool, n int) {
 	if added && from != "" {
 		d.peersUsed[from] = true
 	}
+	vouch := from != "" && !d.vouched[from]
+	if vouch {
+		d.vouched[from] = true
+	}
 	finished := d.sched.Done()
 	d.mu.Unlock()
+	if vouch && d.s.c.sig != nil {
+		d.s.c.sig.Received(d.s.id, from)
+	}
 
 	m := d.s.store.Manifest()
 	for _, l := range losers {
@@ -243,12 +252,19 @@ func (d *download) pumpAll() {
 	d.kick()
 }
 
+// expire cancels requests past their deadline and drops the peers that
+// serve nothing useful, so their blocks go to HTTP or other peers.
 func (d *download) expire() {
 	m := d.s.store.Manifest()
+	now := time.Now()
 	d.mu.Lock()
-	exp := d.sched.Expire(time.Now())
+	exp := d.sched.Expire(now)
 	for _, e := range exp {
 		delete(d.asm[e.Peer], e.Block)
+	}
+	stalled := d.sched.Stalled(now)
+	for _, id := range stalled {
+		d.forgetLocked(id)
 	}
 	d.mu.Unlock()
 	for _, e := range exp {
@@ -256,9 +272,21 @@ func (d *download) expire() {
 			c.send(&protocol.WireCancel{Block: e.Block, Offset: 0, Length: blockLen(m, e.Block)})
 		}
 	}
-	if len(exp) > 0 {
+	for _, id := range stalled {
+		if c := d.conn(id); c != nil {
+			d.s.ban(c, reasonUnresponsive)
+		}
+	}
+	if len(exp) > 0 || len(stalled) > 0 {
 		d.pumpAll()
 	}
+}
+
+// forgetLocked drops a peer from the scheduler at once, before its
+// connection has finished closing, so nothing more is asked of it.
+func (d *download) forgetLocked(id string) {
+	d.sched.RemovePeer(id)
+	delete(d.asm, id)
 }
 
 // peerMessage handles what a peer sends us as a downloader.
@@ -281,8 +309,16 @@ func (d *download) peerMessage(c *conn, msg protocol.WireMessage) {
 	case *protocol.WireReject:
 		d.mu.Lock()
 		delete(d.asm[c.remote], msg.Block)
-		d.sched.Rejected(c.remote, msg.Block, msg.Reason == protocol.RejectNotHave)
+		drop := d.sched.Rejected(c.remote, msg.Block, msg.Reason)
+		if drop {
+			d.forgetLocked(c.remote)
+		}
 		d.mu.Unlock()
+		if drop {
+			d.s.ban(c, reasonUnresponsive)
+			d.pumpAll()
+			return
+		}
 		d.pump(c)
 	case *protocol.WirePiece:
 		d.piece(c, msg)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
 // MemHub is an in-process signalling hub for tests: peers of one process
@@ -20,7 +22,8 @@ type MemHub struct {
 	loaded  bool
 }
 
-// MemReport is one Report a MemHub received.
+// MemReport is one Report a MemHub received (or one Received, with Reason
+// "received").
 type MemReport struct {
 	Swarm, From, Peer, Reason string
 }
@@ -168,17 +171,28 @@ func (s *MemSignaller) Have(swarm string, blocks []int) {}
 // Stats implements Signaller.
 func (s *MemSignaller) Stats(swarm string, st SwarmStats) {}
 
-// Report implements Signaller: the reported peer is never introduced in
-// that swarm again.
+// Report implements Signaller: a peer reported bad-block or protocol is
+// never introduced in that swarm again.
 func (s *MemSignaller) Report(swarm, peer, reason string) {
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.banned[swarm] == nil {
-		h.banned[swarm] = map[string]bool{}
+	if reason == reasonBadBlock || reason == reasonProtocol {
+		if h.banned[swarm] == nil {
+			h.banned[swarm] = map[string]bool{}
+		}
+		h.banned[swarm][peer] = true
 	}
-	h.banned[swarm][peer] = true
 	h.reports = append(h.reports, MemReport{Swarm: swarm, From: s.id, Peer: peer, Reason: reason})
+}
+
+// Received implements Signaller; the hub keeps the vouches as reports
+// with reason "received", for tests.
+func (s *MemSignaller) Received(swarm, peer string) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reports = append(h.reports, MemReport{Swarm: swarm, From: s.id, Peer: peer, Reason: protocol.TypeReceived})
 }
 
 // Leave implements Signaller.

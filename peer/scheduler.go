@@ -2,7 +2,11 @@ package peer
 
 import (
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
 // SchedulerConfig tunes the BlockScheduler; zero fields take defaults.
@@ -26,6 +30,10 @@ type SchedulerConfig struct {
 	// will not help, and a lone visitor must not pay the loaded server's
 	// grace.
 	LonelyGrace time.Duration
+	// MaxRejects is how many requests a peer may decline without delivering
+	// a block in between before it is dropped (default 16): a peer that
+	// claims blocks and refuses them is no help, only traffic.
+	MaxRejects int
 }
 
 func (c SchedulerConfig) withDefaults() SchedulerConfig {
@@ -50,6 +58,9 @@ func (c SchedulerConfig) withDefaults() SchedulerConfig {
 	if c.LonelyGrace <= 0 {
 		c.LonelyGrace = 500 * time.Millisecond
 	}
+	if c.MaxRejects <= 0 {
+		c.MaxRejects = 16
+	}
 	return c
 }
 
@@ -61,12 +72,18 @@ type BlockScheduler struct {
 	done      []bool
 	remaining int
 	avail     []int // connected peers holding each block
-	late      []bool
-	http      map[int]bool
-	holders   map[int]int // peer requests in flight per block
-	peers     map[string]*schedPeer
-	loaded    bool
-	start     time.Time
+	// sure counts the holders of each block that are not weak: a peer whose
+	// window has shrunk below InitialWindow (it missed a deadline or
+	// declined a request and has not made up for it) does not keep HTTP
+	// from a block, so a peer trickling just under the deadline cannot set
+	// the pace of the whole download.
+	sure    []int
+	late    []bool
+	http    map[int]bool
+	holders map[int]int // peer requests in flight per block
+	peers   map[string]*schedPeer
+	loaded  bool
+	start   time.Time
 	// introduced is set once the coordinator names any neighbour: peers
 	// are on their way, so a loaded server's grace is worth waiting.
 	introduced bool
@@ -76,7 +93,13 @@ type schedPeer struct {
 	has      []bool
 	window   int
 	inflight map[int]time.Time // block → deadline
-	skip     map[int]bool      // blocks this peer missed a deadline for
+	skip     map[int]bool      // blocks this peer missed a deadline for or declined
+	// owing is when the peer was asked for a block and has delivered none
+	// since (zero when it owes nothing); rejects counts the requests it
+	// declined since its last block. Either going too far makes it stalled.
+	owing   time.Time
+	rejects int
+	proven  bool // it has delivered a block in this download
 }
 
 // Expiry is a peer request that missed its deadline.
@@ -91,6 +114,7 @@ func NewBlockScheduler(cfg SchedulerConfig, done []bool, now time.Time) *BlockSc
 		cfg:     cfg.withDefaults(),
 		done:    append([]bool(nil), done...),
 		avail:   make([]int, len(done)),
+		sure:    make([]int, len(done)),
 		late:    make([]bool, len(done)),
 		http:    map[int]bool{},
 		holders: map[int]int{},
@@ -122,13 +146,13 @@ func (s *BlockScheduler) AddPeer(id string, has []bool) {
 	s.peers[id] = p
 	for i, h := range has {
 		if h && i < len(p.has) {
-			p.has[i] = true
-			s.avail[i]++
+			s.claim(p, i, true)
 		}
 	}
 }
 
-// RemovePeer forgets a peer; its requests in flight become free again.
+// RemovePeer forgets a peer and its claims; its requests in flight become
+// free again.
 func (s *BlockScheduler) RemovePeer(id string) {
 	p := s.peers[id]
 	if p == nil {
@@ -139,7 +163,7 @@ func (s *BlockScheduler) RemovePeer(id string) {
 	}
 	for i, h := range p.has {
 		if h {
-			s.avail[i]--
+			s.claim(p, i, false)
 		}
 	}
 	delete(s.peers, id)
@@ -148,25 +172,90 @@ func (s *BlockScheduler) RemovePeer(id string) {
 // PeerHas records a have.
 func (s *BlockScheduler) PeerHas(id string, i int) {
 	if p := s.peers[id]; p != nil && i >= 0 && i < len(p.has) && !p.has[i] {
-		p.has[i] = true
-		s.avail[i]++
+		s.claim(p, i, true)
 	}
 }
 
-// Rejected frees a request the peer declined; notHave also forgets that
-// the peer holds the block, busy halves its window.
-func (s *BlockScheduler) Rejected(id string, i int, notHave bool) {
+// claim sets or clears p's claim on block i in the counts.
+func (s *BlockScheduler) claim(p *schedPeer, i int, has bool) {
+	d := 1
+	if !has {
+		d = -1
+	}
+	p.has[i] = has
+	s.avail[i] += d
+	if !s.weak(p) {
+		s.sure[i] += d
+	}
+}
+
+func (s *BlockScheduler) weak(p *schedPeer) bool { return p.window < s.cfg.InitialWindow }
+
+// setWindow changes p's window, moving its claims in or out of sure when
+// it becomes weak or strong again.
+func (s *BlockScheduler) setWindow(p *schedPeer, w int) {
+	was := s.weak(p)
+	p.window = w
+	if now := s.weak(p); now != was {
+		d := 1
+		if now {
+			d = -1
+		}
+		for i, h := range p.has {
+			if h {
+				s.sure[i] += d
+			}
+		}
+	}
+}
+
+// Rejected frees a request the peer declined. notHave forgets that the
+// peer holds the block; any other reason is treated like a missed
+// deadline: the peer is not asked for that block again, HTTP or another
+// peer may take it, and the window halves. It returns true when the peer
+// has declined MaxRejects requests since its last block: drop it.
+func (s *BlockScheduler) Rejected(id string, i int, reason protocol.RejectReason) bool {
 	p := s.peers[id]
 	if p == nil {
-		return
+		return false
+	}
+	if _, asked := p.inflight[i]; !asked {
+		return false // cancelled or expired meanwhile, or never asked: nothing to undo
 	}
 	s.release(p, i)
-	if notHave && p.has[i] {
-		p.has[i] = false
-		s.avail[i]--
-	} else if !notHave {
-		p.window = max(1, p.window/2)
+	p.rejects++
+	if reason == protocol.RejectNotHave {
+		if p.has[i] {
+			s.claim(p, i, false)
+		}
+	} else {
+		p.skip[i] = true
+		s.late[i] = true
+		s.setWindow(p, max(1, p.window/2))
 	}
+	return p.rejects >= s.cfg.MaxRejects
+}
+
+// Stalled returns the peers that serve nothing useful, sorted: asked for
+// blocks two RequestTimeouts ago or more and none delivered since (four for
+// a peer that has delivered before), or MaxRejects requests declined since
+// their last block. The caller drops them (RemovePeer), so what they
+// claimed goes to HTTP or other peers. Progress does not wait that long: at
+// the first missed deadline the peer turns weak and HTTP takes its blocks;
+// the longer wait spares honest peers slowed down for a moment.
+func (s *BlockScheduler) Stalled(now time.Time) []string {
+	var out []string
+	for id, p := range s.peers {
+		wait := 2 * s.cfg.RequestTimeout
+		if p.proven {
+			wait *= 2
+		}
+		if p.rejects >= s.cfg.MaxRejects || !p.owing.IsZero() && now.Sub(p.owing) >= wait {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (s *BlockScheduler) release(p *schedPeer, i int) {
@@ -228,6 +317,9 @@ func (s *BlockScheduler) NextForPeer(id string, now time.Time) []int {
 		if best < 0 {
 			break
 		}
+		if p.owing.IsZero() {
+			p.owing = now
+		}
 		p.inflight[best] = now.Add(s.cfg.RequestTimeout)
 		s.holders[best]++
 		out = append(out, best)
@@ -236,9 +328,10 @@ func (s *BlockScheduler) NextForPeer(id string, now time.Time) []int {
 }
 
 // NextForHTTP returns a block for an HTTP range request, or false if HTTP
-// should idle: first blocks, blocks that missed a peer deadline and blocks
-// no connected peer has; in endgame a duplicate of a peer request. A loaded
-// server gets only what peers cannot give.
+// should idle: first blocks, blocks that missed a peer deadline (or were
+// declined) and blocks no connected peer has, weak peers not counted; in
+// endgame a duplicate of a peer request. A loaded server gets only what
+// peers cannot give.
 func (s *BlockScheduler) NextForHTTP(now time.Time) (int, bool) {
 	free := func(i int) bool { return !s.done[i] && !s.http[i] && s.holders[i] == 0 }
 	take := func(i int) (int, bool) { s.http[i] = true; return i, true }
@@ -261,7 +354,7 @@ func (s *BlockScheduler) NextForHTTP(now time.Time) (int, bool) {
 		// them converge on the same few blocks once orphans grow sparse.
 		pick, seen := -1, 0
 		for i := range s.done {
-			if free(i) && s.avail[i] == 0 {
+			if free(i) && s.sure[i] == 0 {
 				if seen++; rand.IntN(seen) == 0 {
 					pick = i
 				}
@@ -281,12 +374,12 @@ func (s *BlockScheduler) NextForHTTP(now time.Time) (int, bool) {
 	return 0, false
 }
 
-// availFor counts peers that hold block i and have not missed a deadline
-// for it.
+// availFor counts peers that hold block i, have not missed a deadline for
+// it and are not weak.
 func (s *BlockScheduler) availFor(i int) int {
 	n := 0
 	for _, p := range s.peers {
-		if p.has[i] && !p.skip[i] {
+		if p.has[i] && !p.skip[i] && !s.weak(p) {
 			n++
 		}
 	}
@@ -296,15 +389,22 @@ func (s *BlockScheduler) availFor(i int) int {
 // HTTPFailed frees a block whose HTTP fetch failed or was cancelled.
 func (s *BlockScheduler) HTTPFailed(i int) { delete(s.http, i) }
 
-// Completed marks block i held, delivered by peer from ("" for HTTP). It
-// returns the peers whose duplicate requests lost (to cancel) and whether
-// an HTTP fetch of it lost. The winner's window grows.
-func (s *BlockScheduler) Completed(i int, from string) (losers []string, httpLost bool) {
+// Completed marks block i held at now, delivered by peer from ("" for
+// HTTP). It returns the peers whose duplicate requests lost (to cancel,
+// sorted) and whether an HTTP fetch of it lost. The winner's window grows.
+func (s *BlockScheduler) Completed(i int, from string, now time.Time) (losers []string, httpLost bool) {
 	if p := s.peers[from]; p != nil {
 		if _, ok := p.inflight[i]; ok {
-			p.window = min(s.cfg.MaxWindow, p.window+1)
+			s.setWindow(p, min(s.cfg.MaxWindow, p.window+1))
 		}
 		s.release(p, i)
+		// Useful: the clock restarts for what it still owes.
+		p.proven = true
+		p.rejects = 0
+		p.owing = time.Time{}
+		if len(p.inflight) > 0 {
+			p.owing = now
+		}
 	}
 	if from != "" {
 		httpLost = s.http[i]
@@ -314,8 +414,12 @@ func (s *BlockScheduler) Completed(i int, from string) (losers []string, httpLos
 		if _, ok := p.inflight[i]; ok {
 			s.release(p, i)
 			losers = append(losers, id)
+			if len(p.inflight) == 0 {
+				p.owing = time.Time{} // we withdrew what it owed
+			}
 		}
 	}
+	slices.Sort(losers)
 	if !s.done[i] {
 		s.done[i] = true
 		s.remaining--
@@ -323,9 +427,9 @@ func (s *BlockScheduler) Completed(i int, from string) (losers []string, httpLos
 	return losers, httpLost
 }
 
-// Expire returns the requests past their deadline, after freeing them,
-// halving their peers' windows and marking the blocks late so HTTP or
-// another peer takes them.
+// Expire returns the requests past their deadline (sorted by peer and
+// block), after freeing them, halving their peers' windows and marking the
+// blocks late so HTTP or another peer takes them.
 func (s *BlockScheduler) Expire(now time.Time) []Expiry {
 	var out []Expiry
 	for id, p := range s.peers {
@@ -338,11 +442,17 @@ func (s *BlockScheduler) Expire(now time.Time) []Expiry {
 			p.skip[i] = true
 			s.late[i] = true
 			if !shrunk {
-				p.window = max(1, p.window/2)
+				s.setWindow(p, max(1, p.window/2))
 				shrunk = true
 			}
 			out = append(out, Expiry{Peer: id, Block: i})
 		}
 	}
+	slices.SortFunc(out, func(a, b Expiry) int {
+		if a.Peer != b.Peer {
+			return strings.Compare(a.Peer, b.Peer)
+		}
+		return a.Block - b.Block
+	})
 	return out
 }

@@ -59,9 +59,13 @@ type Signaller interface {
 	Signals() <-chan Signal
 	// Have announces newly verified blocks.
 	Have(swarm string, blocks []int)
-	// Report tells the coordinator a peer misbehaved, so it stops
-	// introducing it in that swarm.
+	// Report tells the coordinator a neighbour misbehaved, never
+	// connected, or did not fit (reason: one of the protocol.Report...
+	// constants); the two are not introduced to each other again.
 	Report(swarm, peer, reason string)
+	// Received tells the coordinator a neighbour delivered a verified
+	// block: the evidence that weighs against false reports of it.
+	Received(swarm, peer string)
 	// Stats reports running totals for a swarm.
 	Stats(swarm string, s SwarmStats)
 	// Leave exits a swarm.

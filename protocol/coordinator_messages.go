@@ -65,6 +65,7 @@ const (
 	TypeLeave      = "leave"
 	TypeStats      = "stats"
 	TypeReport     = "report"
+	TypeReceived   = "received"
 	TypeLoad       = "load"
 	TypePeerLeft   = "peer-left"
 	TypeError      = "error"
@@ -86,6 +87,19 @@ const (
 	ReportBadBlock = "bad-block"
 	// ReportProtocol: the peer broke the peer wire protocol.
 	ReportProtocol = "protocol"
+	// ReportUnresponsive: the channel opened but the peer served nothing
+	// useful in time (it declined or ignored requests, or trickled). Not
+	// evidence against the peer (a stalled channel may be the path's
+	// fault): the coordinator only unlinks the two.
+	ReportUnresponsive = "unresponsive"
+	// ReportUnreachable: no channel opened within the connect timeout (or
+	// no offer came). The coordinator frees the link and, if the peer never
+	// signalled on it, ranks it lower: an idle joiner must not hold others'
+	// link slots.
+	ReportUnreachable = "unreachable"
+	// ReportFull: the reporter has no room for this link (it is at its own
+	// connection cap). The link is freed; nobody is blamed.
+	ReportFull = "full"
 )
 
 // Upload policies a Welcome states (see Welcome.Upload).
@@ -244,7 +258,7 @@ type Stats struct {
 type Report struct {
 	Swarm string `json:"swarm"`
 	Peer  string `json:"peer"`
-	// Reason is ReportBadBlock or ReportProtocol.
+	// Reason is one of the Report... constants.
 	Reason string `json:"reason"`
 }
 
@@ -260,6 +274,15 @@ type Connection struct {
 	Peer   string `json:"peer"`
 	Result string `json:"result"`
 	Path   string `json:"path,omitempty"`
+}
+
+// Received tells the coordinator that the sender got at least one verified
+// block from Peer over their link: evidence for Peer, which the coordinator
+// weighs against reports of it (docs/PROTOCOL.md section 3.6). Sent once
+// per link.
+type Received struct {
+	Swarm string `json:"swarm"`
+	Peer  string `json:"peer"`
 }
 
 // Load is the server's hint that it is (or is no longer) loaded; while
@@ -334,6 +357,9 @@ func (*Report) CoordinatorType() string { return TypeReport }
 func (*Connection) CoordinatorType() string { return TypeConnection }
 
 // CoordinatorType implements CoordinatorMessage.
+func (*Received) CoordinatorType() string { return TypeReceived }
+
+// CoordinatorType implements CoordinatorMessage.
 func (*Load) CoordinatorType() string { return TypeLoad }
 
 // CoordinatorType implements CoordinatorMessage.
@@ -365,6 +391,8 @@ func newCoordinatorMessage(typ string) CoordinatorMessage {
 		return new(Report)
 	case TypeConnection:
 		return new(Connection)
+	case TypeReceived:
+		return new(Received)
 	case TypeLoad:
 		return new(Load)
 	case TypePeerLeft:

@@ -242,8 +242,10 @@ func (m *Report) Validate() error {
 	if err := checkID(TypeReport, "peer", m.Peer); err != nil {
 		return err
 	}
-	if m.Reason != ReportBadBlock && m.Reason != ReportProtocol {
-		return errors.New(`protocol: report: reason must be "bad-block" or "protocol"`)
+	switch m.Reason {
+	case ReportBadBlock, ReportProtocol, ReportUnresponsive, ReportUnreachable, ReportFull:
+	default:
+		return errors.New(`protocol: report: reason must be "bad-block", "protocol", "unresponsive", "unreachable" or "full"`)
 	}
 	return nil
 }
@@ -270,6 +272,14 @@ func (m *Connection) Validate() error {
 		return nil
 	}
 	return errors.New(`protocol: connection: result must be "connected" or "failed"`)
+}
+
+// Validate implements CoordinatorMessage.
+func (m *Received) Validate() error {
+	if err := checkID(TypeReceived, "swarm", m.Swarm); err != nil {
+		return err
+	}
+	return checkID(TypeReceived, "peer", m.Peer)
 }
 
 // Validate implements CoordinatorMessage.

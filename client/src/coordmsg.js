@@ -27,6 +27,7 @@ export const have = (swarm, blocks) => ({ type: 'have', swarm, blocks });
 export const leave = (swarm) => ({ type: 'leave', swarm });
 export const stats = (swarm, s) => ({ type: 'stats', swarm, bytesFromHttp: s.fromHttp, bytesFromPeers: s.fromPeers, bytesUploaded: s.uploaded });
 export const report = (swarm, peer, reason) => ({ type: 'report', swarm, peer, reason });
+export const received = (swarm, peer) => ({ type: 'received', swarm, peer });
 
 /** How one connection attempt ended: result 'connected' with path, or 'failed'. */
 export function connection(swarm, peer, result, path) {

@@ -91,16 +91,25 @@ export class Download {
     }
   }
 
+  // tick cancels requests past their deadline and drops the peers that
+  // serve nothing useful (closing reports them), so their blocks go to
+  // HTTP or other peers.
   tick() {
-    const m = this.swarm.manifest;
-    const exp = this.sched.expire(performance.now());
+    const m = this.swarm.manifest, now = performance.now();
+    const exp = this.sched.expire(now);
     for (const e of exp) {
       const a = this.asm.get(e.peer);
       if (a) a.delete(e.block);
       const c = this.swarm.conns.get(e.peer);
       if (c) c.send({ type: 'cancel', block: e.block, offset: 0, length: blockRange(m, e.block)[1] });
     }
-    if (exp.length) this.pumpAll();
+    const stalled = this.sched.stalled(now);
+    for (const id of stalled) {
+      const c = this.swarm.conns.get(id);
+      if (c) this.swarm.ban(c, 'unresponsive');
+      else this.sched.removePeer(id);
+    }
+    if (exp.length || stalled.length) this.pumpAll();
     this.wake();
   }
 
@@ -120,7 +129,7 @@ export class Download {
   // completed books a verified block and cancels its duplicates.
   completed(i, from, data) {
     const s = this.swarm, m = s.manifest;
-    const { losers, httpLost } = this.sched.completed(i, from);
+    const { losers, httpLost } = this.sched.completed(i, from, performance.now());
     if (httpLost) {
       const ac = this.httpStop.get(i);
       if (ac) ac.abort();
@@ -132,6 +141,7 @@ export class Download {
       const c = s.conns.get(l);
       if (c) c.send({ type: 'cancel', block: i, offset: 0, length: blockRange(m, i)[1] });
     }
+    if (from) s.vouch(from);
     if (s.store.put(i, data)) {
       if (from) {
         this.peersUsed.add(from);
@@ -176,7 +186,8 @@ export class Download {
       case 'reject': {
         const a = this.asm.get(c.remote);
         if (a) a.delete(m.block);
-        this.sched.rejected(c.remote, m.block, m.reason === 2);
+        // Declining everything is no help, only traffic: dropped and reported.
+        if (this.sched.rejected(c.remote, m.block, m.reason)) return this.swarm.ban(c, 'unresponsive');
         return this.pump(c);
       }
       case 'piece': return this.piece(c, m);

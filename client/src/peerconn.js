@@ -10,7 +10,10 @@ import * as wire from './wire.js';
 import { verifyBlock, blockRange } from './hash.js';
 
 const HIGH_WATER = 1 << 20, LOW_WATER = 256 << 10;
-const MAX_UPLOAD_QUEUE = 64, MAX_PENDING_CANDIDATES = 64, CONNECT_TIMEOUT = 15000;
+const MAX_UPLOAD_QUEUE = 64, MAX_PENDING_CANDIDATES = 64;
+// A link whose channel has not opened after CONNECT_TIMEOUT is reported
+// unreachable, so the coordinator frees it on both sides.
+export const CONNECT_TIMEOUT = 15000;
 // Candidate types from the least to the most direct: a pair's path is the
 // less direct of its two candidates.
 const PATHS = ['relay', 'srflx', 'prflx', 'host'];
@@ -45,6 +48,8 @@ export class PeerConn {
     this.serving = false;
     this.pending = [];
     this.remoteSet = false;
+    this.heard = false; // the neighbour has sent us a signal
+    this.born = performance.now();
     this.pc = new RTCPeerConnection(rtcConfig);
     // Candidates wait until our offer or answer has gone: the other side
     // makes its connection on the offer and drops candidates before it.
@@ -66,7 +71,7 @@ export class PeerConn {
     this.timer = setTimeout(() => {
       if (this.open) return;
       this.report('failed');
-      this.close();
+      swarm.ban(this, 'unreachable');
     }, CONNECT_TIMEOUT);
   }
 
@@ -102,6 +107,7 @@ export class PeerConn {
 
   /** Applies an offer, answer or candidate relayed by the coordinator. */
   async signal(kind, data, mid) {
+    this.heard = true;
     if (kind === 'candidate') {
       if (!data) return;
       // The coordinator protocol carries the candidate line and its mid; a

@@ -1,19 +1,26 @@
 // BlockScheduler decides which block goes where: HTTP or which peer. It is
 // a line-by-line port of peer/scheduler.go (the Go peer) so browsers and Go
-// peers behave alike in one swarm; docs/protocol-wire.md ("Scheduler")
+// peers behave alike in one swarm; docs/PROTOCOL.md ("Scheduler")
 // states the policy. Pure bookkeeping: no I/O, times passed in as ms.
 
-const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000, lonelyGrace: 500, peerGrace: 1000 };
+const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000, lonelyGrace: 500, peerGrace: 1000, maxRejects: 16 };
+const NOT_HAVE = 2; // wire.REJECT_NOT_HAVE
 
 export class BlockScheduler {
   /** @param {boolean[]} done blocks already held */
   constructor(cfg, done, now) {
-    const c = { ...DEFAULTS, ...cfg };
+    const c = { ...DEFAULTS };
+    // Zero or absent keys take the defaults, as in Go (shared vectors rely on it).
+    for (const [k, v] of Object.entries(cfg || {})) if (v) c[k] = v;
     if (c.maxWindow < c.initialWindow) c.maxWindow = Math.max(32, c.initialWindow);
     this.cfg = c;
     this.done = done.slice();
     this.remaining = done.filter((d) => !d).length;
     this.avail = new Array(done.length).fill(0);
+    // Holders that are not weak: a peer whose window shrank below the
+    // initial one does not keep HTTP from a block, so a peer trickling just
+    // under the deadline cannot set the pace of the whole download.
+    this.sure = new Array(done.length).fill(0);
     this.late = new Array(done.length).fill(false);
     this.http = new Set();
     this.holders = new Map(); // peer requests in flight per block
@@ -42,31 +49,83 @@ export class BlockScheduler {
   /** Records a peer's bitfield from its hello. */
   addPeer(id, has) {
     this.removePeer(id);
-    const p = { has: new Array(this.done.length).fill(false), window: this.cfg.initialWindow, inflight: new Map(), skip: new Set() };
+    // owing: when it was asked for a block and delivered none since (null:
+    // owes nothing); rejects: requests declined since its last block;
+    // proven: it has delivered a block in this download.
+    const p = { has: new Array(this.done.length).fill(false), window: this.cfg.initialWindow, inflight: new Map(), skip: new Set(), owing: null, rejects: 0, proven: false };
     this.peers.set(id, p);
-    has.forEach((h, i) => { if (h && i < p.has.length) { p.has[i] = true; this.avail[i]++; } });
+    has.forEach((h, i) => { if (h && i < p.has.length) this.claim(p, i, true); });
   }
 
-  /** Forgets a peer; its requests in flight become free again. */
+  /** Forgets a peer and its claims; its requests in flight become free again. */
   removePeer(id) {
     const p = this.peers.get(id);
     if (!p) return;
     for (const i of p.inflight.keys()) this.holders.set(i, this.held(i) - 1);
-    p.has.forEach((h, i) => { if (h) this.avail[i]--; });
+    p.has.forEach((h, i) => { if (h) this.claim(p, i, false); });
     this.peers.delete(id);
   }
 
   peerHas(id, i) {
     const p = this.peers.get(id);
-    if (p && i >= 0 && i < p.has.length && !p.has[i]) { p.has[i] = true; this.avail[i]++; }
+    if (p && i >= 0 && i < p.has.length && !p.has[i]) this.claim(p, i, true);
   }
 
-  /** Frees a declined request: notHave forgets the block, busy halves the window. */
-  rejected(id, i, notHave) {
+  claim(p, i, has) {
+    const d = has ? 1 : -1;
+    p.has[i] = has;
+    this.avail[i] += d;
+    if (!this.weak(p)) this.sure[i] += d;
+  }
+
+  weak(p) { return p.window < this.cfg.initialWindow; }
+
+  // setWindow moves p's claims in or out of `sure` when it turns weak or strong.
+  setWindow(p, w) {
+    const was = this.weak(p);
+    p.window = w;
+    if (this.weak(p) !== was) {
+      const d = was ? 1 : -1;
+      p.has.forEach((h, i) => { if (h) this.sure[i] += d; });
+    }
+  }
+
+  /**
+   * Frees a declined request. not-have forgets the claim; any other reason
+   * counts as a missed deadline (not asked again for it, HTTP or others may
+   * take it, window halves). True when the peer has declined maxRejects
+   * requests since its last block: drop it.
+   */
+  rejected(id, i, reason) {
     const p = this.peers.get(id);
-    if (!p) return;
+    if (!p || !p.inflight.has(i)) return false; // withdrawn meanwhile, or never asked
     this.release(p, i);
-    if (notHave && p.has[i]) { p.has[i] = false; this.avail[i]--; } else if (!notHave) p.window = Math.max(1, p.window >> 1);
+    p.rejects++;
+    if (reason === NOT_HAVE) {
+      if (p.has[i]) this.claim(p, i, false);
+    } else {
+      p.skip.add(i);
+      this.late[i] = true;
+      this.setWindow(p, Math.max(1, p.window >> 1));
+    }
+    return p.rejects >= this.cfg.maxRejects;
+  }
+
+  /**
+   * Peers that serve nothing useful, sorted: asked two request deadlines ago
+   * or more with no block since (four for a peer that delivered before), or
+   * maxRejects declined since their last block. The caller drops them, so
+   * their blocks go to HTTP or other peers. Progress does not wait that
+   * long: at the first missed deadline the peer turns weak and HTTP takes
+   * its blocks.
+   */
+  stalled(now) {
+    const out = [];
+    for (const [id, p] of this.peers) {
+      const wait = (p.proven ? 4 : 2) * this.cfg.requestTimeout;
+      if (p.rejects >= this.cfg.maxRejects || (p.owing !== null && now - p.owing >= wait)) out.push(id);
+    }
+    return out.sort();
   }
 
   release(p, i) {
@@ -96,6 +155,7 @@ export class BlockScheduler {
         else if (this.avail[i] === bestAvail && Math.random() * ++ties < 1) best = i; // random among the rarest
       }
       if (best < 0) break;
+      if (p.owing === null) p.owing = now;
       p.inflight.set(best, now + this.cfg.requestTimeout);
       this.holders.set(best, this.held(best) + 1);
       out.push(best);
@@ -103,7 +163,7 @@ export class BlockScheduler {
     return out;
   }
 
-  /** A block for an HTTP range request, or -1 if HTTP should idle. */
+  /** A block for an HTTP range request, or -1 if HTTP should idle (weak peers' claims do not count). */
   nextForHTTP(now) {
     const n = this.done.length;
     const free = (i) => !this.done[i] && !this.http.has(i) && this.held(i) === 0;
@@ -124,7 +184,7 @@ export class BlockScheduler {
       // requests in flight, and walking the file in order makes them
       // converge on the same few blocks once orphans grow sparse.
       let pick = -1, seen = 0;
-      for (let i = 0; i < n; i++) if (free(i) && this.avail[i] === 0 && Math.random() * ++seen < 1) pick = i;
+      for (let i = 0; i < n; i++) if (free(i) && this.sure[i] === 0 && Math.random() * ++seen < 1) pick = i;
       if (pick >= 0) return take(pick);
     }
     if (!this.loaded && this.endgame()) for (let i = 0; i < n; i++) if (!this.done[i] && !this.http.has(i)) return take(i);
@@ -133,31 +193,42 @@ export class BlockScheduler {
 
   availFor(i) {
     let n = 0;
-    for (const p of this.peers.values()) if (p.has[i] && !p.skip.has(i)) n++;
+    for (const p of this.peers.values()) if (p.has[i] && !p.skip.has(i) && !this.weak(p)) n++;
     return n;
   }
 
   httpFailed(i) { this.http.delete(i); }
 
   /**
-   * Marks block i held, delivered by peer `from` ('' for HTTP). Returns the
-   * peers whose duplicate requests lost and whether an HTTP fetch lost.
+   * Marks block i held at `now`, delivered by peer `from` ('' for HTTP).
+   * Returns the peers whose duplicate requests lost (sorted) and whether an
+   * HTTP fetch lost.
    */
-  completed(i, from) {
+  completed(i, from, now) {
     const w = this.peers.get(from);
     if (w) {
-      if (w.inflight.has(i)) w.window = Math.min(this.cfg.maxWindow, w.window + 1);
+      if (w.inflight.has(i)) this.setWindow(w, Math.min(this.cfg.maxWindow, w.window + 1));
       this.release(w, i);
+      // Useful: the clock restarts for what it still owes.
+      w.proven = true;
+      w.rejects = 0;
+      w.owing = w.inflight.size ? now : null;
     }
     const httpLost = from !== '' && this.http.has(i);
     this.http.delete(i);
     const losers = [];
-    for (const [id, p] of this.peers) if (p.inflight.has(i)) { this.release(p, i); losers.push(id); }
+    for (const [id, p] of this.peers) {
+      if (!p.inflight.has(i)) continue;
+      this.release(p, i);
+      losers.push(id);
+      if (!p.inflight.size) p.owing = null; // we withdrew what it owed
+    }
+    losers.sort();
     if (!this.done[i]) { this.done[i] = true; this.remaining--; }
     return { losers, httpLost };
   }
 
-  /** Requests past their deadline, freed, their blocks marked late. */
+  /** Requests past their deadline (sorted by peer, block), freed, their blocks marked late. */
   expire(now) {
     const out = [];
     for (const [id, p] of this.peers) {
@@ -167,10 +238,10 @@ export class BlockScheduler {
         this.release(p, i);
         p.skip.add(i);
         this.late[i] = true;
-        if (!shrunk) { p.window = Math.max(1, p.window >> 1); shrunk = true; }
+        if (!shrunk) { this.setWindow(p, Math.max(1, p.window >> 1)); shrunk = true; }
         out.push({ peer: id, block: i });
       }
     }
-    return out;
+    return out.sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : a.block - b.block));
   }
 }

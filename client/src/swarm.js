@@ -3,7 +3,7 @@
 // what it tells the coordinator (have, stats, report). It outlives the
 // download that filled it, so the page seeds the file while it stays open.
 import { BlockStore } from './store.js';
-import { PeerConn } from './peerconn.js';
+import { PeerConn, CONNECT_TIMEOUT } from './peerconn.js';
 import * as msg from './coordmsg.js';
 import { fetchManifest } from './manifest.js';
 import { uploadAllowed } from './consent.js';
@@ -21,6 +21,8 @@ export class Swarm {
     this.seed = !!(opts && opts.seed);
     this.conns = new Map();
     this.banned = new Set();
+    this.awaiting = new Map(); // neighbours we are to answer → timer until their offer
+    this.vouched = new Set();
     this.download = null;
     this.pendingHave = [];
     this.counters = { fromHttp: 0, fromPeers: 0, uploaded: 0 };
@@ -48,15 +50,20 @@ export class Swarm {
     switch (m.type) {
       case 'neighbours':
         if (this.download) this.download.introduced((m.peers || []).length);
-        for (const p of m.peers || []) if (p.offer) this.connect(p.id, true);
+        for (const p of m.peers || []) {
+          if (p.offer) this.connect(p.id, true);
+          else this.await(p.id);
+        }
         break;
       case 'signal': {
         let c = this.conns.get(m.from);
+        if (m.kind === 'offer') this.stopAwaiting(m.from);
         if (!c && m.kind === 'offer') c = this.connect(m.from, false);
         if (c) c.signal(m.kind, m.data, m.mid).catch(() => c.close());
         break;
       }
       case 'peer-left': {
+        this.stopAwaiting(m.peer);
         const c = this.conns.get(m.peer);
         if (c && !c.open) c.close(); // an open channel may outlive the peer's coordinator link
         break;
@@ -90,9 +97,39 @@ export class Swarm {
     }, wait);
   }
 
+  // await expects an offer from a neighbour we were told to answer; one that
+  // sends none in a third of the connect timeout holds the link for nothing
+  // (an idle joiner) and is reported unreachable.
+  await(id) {
+    if (this.awaiting.has(id) || this.conns.has(id) || this.banned.has(id)) return;
+    this.awaiting.set(id, setTimeout(() => {
+      this.awaiting.delete(id);
+      if (!this.conns.has(id)) this.report(id, 'unreachable');
+    }, CONNECT_TIMEOUT / 3));
+  }
+
+  stopAwaiting(id) {
+    clearTimeout(this.awaiting.get(id));
+    this.awaiting.delete(id);
+  }
+
+  // evict drops the oldest connection that never heard from its neighbour
+  // in a fifth of the connect timeout, reporting it: an idle peer must not
+  // keep a real one out.
+  evict() {
+    let old = null;
+    for (const c of this.conns.values()) {
+      if (!c.open && !c.heard && performance.now() - c.born >= CONNECT_TIMEOUT / 5 && (!old || c.born < old.born)) old = c;
+    }
+    if (old) this.ban(old, 'unreachable');
+    return !!old;
+  }
+
   connect(id, offer) {
     const cfg = this.ctx.config;
-    if (!id || id === this.ctx.link.peer || this.conns.has(id) || this.banned.has(id) || this.conns.size >= cfg.maxPeers) return null;
+    if (!id || id === this.ctx.link.peer || this.conns.has(id) || this.banned.has(id)) return null;
+    // At the cap the link is declined, so the coordinator frees it on both sides.
+    if (this.conns.size >= cfg.maxPeers && !this.evict()) return this.report(id, 'full'), null;
     let c;
     try {
       c = new PeerConn(this, id, { iceServers: this.ctx.link.iceServers(cfg.iceServers) }, offer);
@@ -125,11 +162,26 @@ export class Swarm {
     if (this.download) this.download.peerGone(c);
   }
 
-  /** Drops a neighbour that broke the protocol or sent a bad block, and reports it. */
+  /** Drops a neighbour for good in this swarm and reports it (bad-block, protocol, unresponsive, unreachable). */
   ban(c, reason) {
-    this.banned.add(c.remote);
-    this.ctx.link.send(msg.report(this.id, c.remote, reason));
+    this.report(c.remote, reason);
     c.close();
+  }
+
+  // report tells the coordinator once about a neighbour, which is then
+  // never connected to again in this swarm.
+  report(id, reason) {
+    this.stopAwaiting(id);
+    if (this.banned.has(id)) return;
+    this.banned.add(id);
+    this.ctx.link.send(msg.report(this.id, id, reason));
+  }
+
+  /** Tells the coordinator that a neighbour delivered a verified block (once per neighbour). */
+  vouch(id) {
+    if (this.vouched.has(id)) return;
+    this.vouched.add(id);
+    this.ctx.link.send(msg.received(this.id, id));
   }
 
   violation(c) { this.ban(c, 'protocol'); }
@@ -188,6 +240,7 @@ export class Swarm {
     this.flushHave();
     this.sendStats();
     clearInterval(this.statsTimer);
+    for (const id of [...this.awaiting.keys()]) this.stopAwaiting(id);
     this.ctx.link.leave(this.id);
     for (const c of [...this.conns.values()]) c.close();
     this.store.clear();

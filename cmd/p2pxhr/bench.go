@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +31,7 @@ const (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "bench",
-		Usage: "[--peers 2,5,10,20] [--size 64MiB] [--origin-rate 8MB/s] [--arrivals 5s] [--churn 0.3] [--json] [--plot out.svg]",
+		Usage: "[--peers 2,5,10,20] [--size 64MiB] [--origin-rate 8MB/s] [--arrivals 5s] [--churn 0.3] [--adversaries 20%] [--json] [--plot out.svg]",
 		Short: "Measures a swarm of Go peers against HTTP only, on loopback",
 		Long: `
 Starts the p2pxhr module in-process on 127.0.0.1 in front of generated
@@ -48,6 +49,23 @@ Every peer's copy is hashed against the origin's SHA-256.
 --churn F makes that fraction of peers cancel at a random point of their
 download; they do not count for completion times. With --seed-after=false
 peers leave as soon as they finish, instead of seeding until all are done.
+
+--adversaries F (a fraction or a percentage) adds attacking hosts: round(F×N),
+at least one per kind named in --adversary-kinds, kinds in turn. Each host
+connects from a network of its own; honest peers each from theirs.
+  lie      seeds the file with every block corrupted
+  reject   claims every block and declines every request (busy)
+  silent   claims every block and ignores every request
+  slow     seeds the right bytes at 64 KiB/s
+  sybil    3 peers that hold nothing and report every neighbour bad-block
+  eclipse  12 WebSocket-only joiners that never signal
+The attackers join first; then the honest swarm runs as usual, and the same
+swarm runs again on a fresh site without them (no HTTP-only phase). The
+report gives both: completions, wrong bytes written (compared with the
+origin's, byte by byte), mean times and their ratio, offload, and the peers
+the coordinator banned (attackers per kind, honest ones), against issue 14's
+goals: 100% completion, 0 wrong bytes, 0 honest peers banned, time at most
+1.5× the attack-free swarm's.
 
 Output: a table on stdout (progress on stderr), or with --json one JSON
 object per --peers value, one per line. --plot writes an SVG of the
@@ -80,6 +98,8 @@ func benchFlags(fs *pflag.FlagSet) {
 	fs.Bool("json", false, "print one JSON object per --peers value instead of a table")
 	fs.String("plot", "", "write completion-time CDFs (and offload against N) to this SVG file")
 	fs.Duration("timeout", 10*time.Minute, "bound on the whole run")
+	fs.String("adversaries", "0", "attacking hosts as a fraction of --peers (0.2 or 20%), at least one per kind")
+	fs.StringSlice("adversary-kinds", adversaryKinds, "attacks to mount: "+strings.Join(adversaryKinds, ","))
 	fs.Int64("rand-seed", 1, "seed of the churn choices, for repeatable runs")
 	// For explaining a missed goal with evidence, not for everyday use.
 	fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -103,6 +123,12 @@ type benchConfig struct {
 	randSeed   int64
 	cpuprofile string
 	visits     visitConfig
+	// adversaries > 0 runs the attack comparison instead (bench_adversary.go).
+	adversaries    float64
+	adversaryKinds []string
+	// coordinatorLog, if set, is where the bench site writes its
+	// coordinator's log (JSON lines), for telling who was banned.
+	coordinatorLog string
 }
 
 func cmdBench(fl caddycmd.Flags) (int, error) {
@@ -162,6 +188,25 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	if err := parseVisitFlags(fs, &cfg); err != nil {
 		return cfg, err
 	}
+	adv, _ := fs.GetString("adversaries")
+	frac, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(adv), "%"), 64)
+	if strings.HasSuffix(strings.TrimSpace(adv), "%") {
+		frac /= 100
+	}
+	if err != nil || frac < 0 || frac > 1 || frac != frac {
+		return cfg, usageError{fmt.Errorf("--adversaries %q: want a fraction from 0 to 1 or a percentage, such as 0.2 or 20%%", adv)}
+	}
+	cfg.adversaries = frac
+	kinds, _ := fs.GetStringSlice("adversary-kinds")
+	if cfg.adversaryKinds, err = adversaryKindList(kinds); err != nil {
+		return cfg, err
+	}
+	if cfg.adversaries > 0 && cfg.plot != "" {
+		return cfg, usageError{fmt.Errorf("--plot is not drawn with --adversaries")}
+	}
+	if cfg.adversaries > 0 && cfg.visits.n > 0 {
+		return cfg, usageError{fmt.Errorf("--adversaries and --visits are separate benchmarks: give one")}
+	}
 	switch {
 	case cfg.arrivals < 0 || cfg.arrivals > time.Hour:
 		return cfg, usageError{fmt.Errorf("--arrivals %s: want a duration from 0 to 1h", cfg.arrivals)}
@@ -205,6 +250,9 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 	}
 	prog := newBenchProgress(stderr)
 	defer prog.finish()
+	if cfg.adversaries > 0 {
+		return benchAttacked(ctx, cfg, stdout, prog)
+	}
 	if !cfg.json {
 		printBenchHeader(stdout, cfg)
 	}
@@ -240,5 +288,37 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 			return fmt.Errorf("--plot: %w", err)
 		}
 	}
+	return failed
+}
+
+// benchAttacked runs the attack comparison for every --peers value.
+func benchAttacked(ctx context.Context, cfg benchConfig, stdout io.Writer, prog *benchProgress) error {
+	if !cfg.json {
+		printAdversaryHeader(stdout, cfg)
+	}
+	var failed error
+	for _, n := range cfg.peers {
+		res, err := benchAdversaries(ctx, cfg, n, prog)
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return fmt.Errorf("bench N=%d: %w (--timeout %s)", n, err, cfg.timeout)
+			}
+			return fmt.Errorf("bench N=%d: %w", n, err)
+		}
+		prog.pause()
+		if cfg.json {
+			b, err := json.Marshal(res)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\n", b)
+		} else {
+			printAdversaryResult(stdout, res)
+		}
+		if failed == nil && (res.Attacked.Failure != "" || res.AttackFree.Failure != "" || res.Attacked.WrongBytes > 0) {
+			failed = fmt.Errorf("bench N=%d: a download failed or wrong bytes were written", n)
+		}
+	}
+	prog.finish()
 	return failed
 }

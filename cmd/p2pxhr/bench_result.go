@@ -73,7 +73,7 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 		site.stop()
 		return benchResult{}, fmt.Errorf("reference hash: %w", err)
 	}
-	p2p, err := runP2PPhase(ctx, site, cfg, n, want, prog)
+	p2p, err := runP2PPhase(ctx, site, cfg, "P2P", n, want, nil, prog)
 	site.stop()
 	if err != nil {
 		return benchResult{}, fmt.Errorf("P2P phase: %w", err)

@@ -6,9 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/p2pxhr/p2pxhr/peer"
 )
@@ -21,6 +26,8 @@ type peerOutcome struct {
 	verified  bool
 	fromHTTP  int64 // verified bytes by source, as the peer counts them
 	fromPeers int64
+	wrong     int64    // bytes written that differ from the origin's (with a reference copy)
+	ids       []string // its peer ids at the coordinator, for telling bans apart
 }
 
 // phaseResult is one phase (P2P or HTTP only) of one N.
@@ -71,12 +78,26 @@ func ownHTTPClient() *http.Client {
 	return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 }
 
+// visitorIP is the address honest visitor i connects to the coordinator
+// from: 127.0.(i+1).1, a network (/24) of its own, as visitors of a real
+// site come from many networks and the coordinator counts reports by
+// network. Attackers take 127.1.x.1 (attackerIP).
+func visitorIP(i int) net.IP { return net.IPv4(127, 0, byte(1+i), 1) }
+
+// coordClientFrom is a coordinator client that connects from ip.
+func coordClientFrom(site string, ip net.IP) (*peer.CoordClient, error) {
+	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second,
+		NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}).DialContext}
+	return peer.NewCoordClient(site, peer.CoordOptions{Dialer: d})
+}
+
 // runP2PPhase runs n Go peers, each with its own Client and coordinator
-// connection, against a fresh site.
-func runP2PPhase(ctx context.Context, site *benchSite, cfg benchConfig, n int, want [sha256.Size]byte, prog *benchProgress) (phaseResult, error) {
+// connection, against a fresh site. With ref (the origin's bytes) every
+// write is compared with it and wrong bytes are counted.
+func runP2PPhase(ctx context.Context, site *benchSite, cfg benchConfig, name string, n int, want [sha256.Size]byte, ref []byte, prog *benchProgress) (phaseResult, error) {
 	plan := churnPlan(n, cfg.churn, cfg.randSeed)
 	res := phaseResult{outcomes: make([]peerOutcome, n), ranges: newRangeLog()}
-	prog.startPhase("P2P", n, int64(n)*cfg.size)
+	prog.startPhase(name, n, int64(n)*cfg.size)
 	// Seeders stay until every peer that means to finish has finished.
 	seedCtx, allDone := context.WithCancel(ctx)
 	defer allDone()
@@ -102,7 +123,7 @@ func runP2PPhase(ctx context.Context, site *benchSite, cfg benchConfig, n int, w
 				counted()
 				return
 			}
-			benchPeer(ctx, seedCtx, site, cfg, o, frac, want, prog, res.ranges, counted)
+			benchPeer(ctx, seedCtx, site, cfg, i, o, frac, want, ref, prog, res.ranges, counted)
 		}()
 	}
 	finishing.Wait()
@@ -117,20 +138,21 @@ func runP2PPhase(ctx context.Context, site *benchSite, cfg benchConfig, n int, w
 // benchPeer is one visitor: arrive, download (or leave at leaveAt of the
 // file when churning), check the copy, seed until seedCtx ends if asked.
 // counted is called once the peer's completion is known.
-func benchPeer(ctx, seedCtx context.Context, site *benchSite, cfg benchConfig, o *peerOutcome,
-	leaveAt float64, want [sha256.Size]byte, prog *benchProgress, ranges *rangeLog, counted func()) {
+func benchPeer(ctx, seedCtx context.Context, site *benchSite, cfg benchConfig, i int, o *peerOutcome,
+	leaveAt float64, want [sha256.Size]byte, ref []byte, prog *benchProgress, ranges *rangeLog, counted func()) {
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	hc := ownHTTPClient()
 	tr := hc.Transport.(*http.Transport)
 	defer tr.CloseIdleConnections() // the logging wrapper does not pass it on
 	hc.Transport = ranges.wrap(tr, "/files/demo.bin")
-	cc, err := peer.NewCoordClient(site.base, peer.CoordOptions{})
+	cc, err := coordClientFrom(site.base, visitorIP(i))
 	if err != nil {
 		o.err = err
 		counted()
 		return
 	}
+	defer func() { o.ids = appendID(o.ids, cc.ID()) }()
 	var last int64 // Progress is called from one goroutine at a time per download
 	var lastMu sync.Mutex
 	c, err := peer.New(peer.Options{
@@ -155,10 +177,13 @@ func benchPeer(ctx, seedCtx context.Context, site *benchSite, cfg benchConfig, o
 	}
 	defer c.Close()
 	buf := newMemFile(cfg.size)
+	buf.ref = ref
+	defer func() { o.wrong = buf.wrong.Load() }()
 	t0 := time.Now()
 	r, err := c.Download(dctx, site.fileURL(), buf)
 	o.seconds = time.Since(t0).Seconds()
 	o.fromHTTP, o.fromPeers = r.BytesFromHTTP, r.BytesFromPeers
+	o.ids = appendID(o.ids, cc.ID())
 	if o.churned {
 		// Leaving is the point; whatever Download said, this peer is gone.
 		prog.peerDone(true)
@@ -259,12 +284,24 @@ func (w progressWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// appendID adds a coordinator peer id to ids unless empty or known.
+func appendID(ids []string, id string) []string {
+	if id == "" || slices.Contains(ids, id) {
+		return ids
+	}
+	return append(ids, id)
+}
+
 // memFile is a peer's copy in memory: written by the download, read when
 // serving others. Blocks are written once and served only once verified,
 // but the lock keeps the race detector's view simple and costs a memcpy.
+// With ref set, every byte written is compared with the origin's and the
+// differing ones counted: nobody may ever receive a wrong byte.
 type memFile struct {
-	mu sync.RWMutex
-	b  []byte
+	mu    sync.RWMutex
+	b     []byte
+	ref   []byte
+	wrong atomic.Int64
 }
 
 func newMemFile(size int64) *memFile { return &memFile{b: make([]byte, size)} }
@@ -274,6 +311,15 @@ func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 	defer m.mu.Unlock()
 	if off < 0 || off+int64(len(p)) > int64(len(m.b)) {
 		return 0, fmt.Errorf("memFile: write [%d, %d) outside %d bytes", off, off+int64(len(p)), len(m.b))
+	}
+	if m.ref != nil {
+		var bad int64
+		for k, c := range p {
+			if m.ref[off+int64(k)] != c {
+				bad++
+			}
+		}
+		m.wrong.Add(bad)
 	}
 	return copy(m.b[off:], p), nil
 }
