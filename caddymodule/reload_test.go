@@ -344,10 +344,36 @@ func TestSitesKeepTheirOwnState(t *testing.T) {
 	if got := siteStatsNow(t, b).Origin.Bytes; got != 0 {
 		t.Errorf("site b counted %d origin bytes of site a's download", got)
 	}
+	// The dashboard's history books the download within a sample period.
+	deadline := time.Now().Add(15 * time.Second)
+	for historyOrigin(t, a) != 300<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("site a's history never booked the %d origin bytes", 300<<10)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	testcaddy.Reload(t, config(1))
 	if ga, gb := siteStatsNow(t, a).Origin.Bytes, siteStatsNow(t, b).Origin.Bytes; ga != 300<<10 || gb != 0 {
 		t.Errorf("after a reload: a %d, b %d origin bytes; want %d and 0", ga, gb, 300<<10)
 	}
+	if ha, hb := historyOrigin(t, a), historyOrigin(t, b); ha != 300<<10 || hb != 0 {
+		t.Errorf("after a reload the history holds %d origin bytes for a, %d for b; want %d and 0", ha, hb, 300<<10)
+	}
+}
+
+// historyOrigin sums the origin bytes of the site's dashboard history.
+func historyOrigin(t *testing.T, base string) int64 {
+	t.Helper()
+	_, body := testcaddy.FreshGet(t, base+"/_p2pxhr/dashboard/stats?history=0")
+	var s statsReport
+	if err := json.Unmarshal(body, &s); err != nil || s.History == nil {
+		t.Fatalf("stats?history=0: %v: %s", err, body)
+	}
+	var n int64
+	for _, p := range s.History.Points {
+		n += p.Origin
+	}
+	return n
 }
 
 // A reload's settings apply at once, to the kept state too.
