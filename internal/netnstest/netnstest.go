@@ -102,6 +102,13 @@ func Routed(t *testing.T, labels ...string) *Network {
 		t.Helper()
 		run("netns", "add", ns)
 		made = append(made, ns)
+		// No IPv6: its link-local address would appear a second after the
+		// link comes up, and Chromium aborts its requests in flight on that
+		// change (net::ERR_NETWORK_CHANGED: a test page lost its script).
+		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw",
+			"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1").CombinedOutput(); err != nil {
+			t.Fatalf("disabling IPv6 in %s: %v\n%s", ns, err, out)
+		}
 		run("-n", ns, "link", "set", "lo", "up")
 	}
 	add(n.Router)
