@@ -97,7 +97,7 @@ func TestMaliciousPeerThroughCoordinator(t *testing.T) {
 	var wg sync.WaitGroup
 	for v := range 2 { // on two networks: reports count by network
 		victim, _ := newCoordPeerFrom(t, ctx, o, v+1, func(opts *Options) {
-			opts.Scheduler.RequestTimeout = 500 * time.Millisecond
+			opts.Scheduler.RequestTimeout = 2 * time.Second
 		})
 		dst := &checkedFile{t: t, want: data} // fails the test on any wrong byte
 		wg.Add(1)
