@@ -147,7 +147,7 @@ export class Files {
       case 'bridge':
         this.passing.delete(id);
         this.bridges.set(id, { id, client: e.source, told: new Set() });
-        for (const f of this.files.values()) f.tick();
+        for (const f of this.files.values()) f.bridged();
         break;
       case 'none': // no WebRTC there
         this.unable.add(id);
@@ -231,6 +231,7 @@ class FileState {
     this.timer = 0;
     this.urgentSent = new Map(); // bridge id → the urgent list it was told last
     this.namesP = null;
+    this.unshared = new Set(); // blocks fetched here that no page has yet
   }
 
   /** The names of this file's blocks in the persistent cache (looked up once). */
@@ -368,12 +369,24 @@ class FileState {
   }
 
   /** Gives a block fetched here to a page carrying the swarm: it seeds it, and keeps it in the persistent cache. */
+  // Blocks fetched before any page carried the swarm (a visitor's first
+  // request, the page still loading its bridge) go to the first page that
+  // does, while the worker's memory holds them.
   share(i, bytes) {
     const b = this.files.bridgeFor('');
-    if (b) {
-      const copy = bytes.slice();
-      this.files.tell(b, this, { type: 'put', id: this.m.id, i, bytes: copy.buffer }, [copy.buffer]);
+    if (!b) return this.unshared.add(i);
+    const copy = bytes.slice();
+    this.files.tell(b, this, { type: 'put', id: this.m.id, i, bytes: copy.buffer }, [copy.buffer]);
+  }
+
+  /** A page carries the swarm now: it gets the blocks fetched before. */
+  bridged() {
+    for (const i of this.unshared) {
+      const rec = this.files.memory.get(this.m.id + ':' + i);
+      if (rec) this.share(i, rec.bytes);
     }
+    this.unshared.clear();
+    this.tick();
   }
 
   async fromBridge(i, bytes, from, bridgeId) {
