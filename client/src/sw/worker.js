@@ -6,8 +6,11 @@
 // `paths` downloads opened by navigation) from verified blocks (files.js),
 // and lets everything else go to the network untouched.
 //
-// Registered as the site's worker it takes control at once (skipWaiting,
-// clients.claim). A site with a worker of its own may import it instead,
+// Registered as the site's worker, a new version takes over at once
+// (skipWaiting), but it claims no page that loaded without it: such a page
+// (a visitor's first) keeps the network for its whole life, since a
+// <video> that started natively must not get its next ranges from
+// another source (Chromium stops such a media element). A site with a worker of its own may import it instead,
 // at the top of that worker, before the site's own fetch listener:
 //
 //   importScripts('/_p2pxhr/sw.js');
@@ -42,5 +45,4 @@ self.addEventListener('message', (e) => {
 
 if (standalone) {
   self.addEventListener('install', () => self.skipWaiting());
-  self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
 }
