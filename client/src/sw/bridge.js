@@ -1,5 +1,6 @@
 // Bridge is a page's side of service worker mode, the chunk
-// {prefix}bridge.js that a page loads when the worker asks (register.js).
+// {prefix}bridge.js that a page loads to register the worker or when the
+// worker asks (register.js).
 // A service worker has no RTCPeerConnection, so the page carries the
 // swarm for it: on the worker's "want" it joins the file's swarm like a
 // download of its own and fetches the blocks wanted (the blocks streams
@@ -9,6 +10,7 @@
 // Download and BlockScheduler come from the page's client, so this chunk
 // carries only what differs.
 import { verifyBlock } from '../hash.js';
+import { warn } from '../warn.js';
 
 // An urgent block a peer was asked for goes to HTTP too after this long.
 const URGENT_PEER_WAIT = 1000;
@@ -87,12 +89,32 @@ export function makeBridge({ Download, BlockScheduler }) {
   }
 
   return class Bridge {
-    constructor(client) {
+    /** @param url the worker's script URL ({prefix}sw.js, absolute) */
+    constructor(client, url) {
       this.client = client;
+      this.url = url;
       this.files = new Map(); // swarm id → {swarm, url, wanted: Set, urgent: []}
       this.worker = null;
       addEventListener('pagehide', () => this.post({ p2pxhr: 'bye' }));
       addEventListener('pageshow', (e) => { if (e.persisted && this.worker) this.hello(this.worker); });
+    }
+
+    /**
+     * Registers the module's worker for scope, unless the site has a
+     * worker of its own there: that one stays, and the console says how to
+     * import the module's into it.
+     */
+    async register(scope) {
+      const sw = navigator.serviceWorker;
+      try {
+        const r = await sw.getRegistration(scope);
+        const w = r && (r.active || r.waiting || r.installing);
+        if (w && w.scriptURL !== this.url) {
+          warn(`this site has its own service worker at ${r.scope}; P2PXHR's is not registered there. Add importScripts('${this.client.config.prefix}sw.js') at the top of that worker to share its files through the swarm`);
+          return;
+        }
+        await sw.register(this.url, { scope });
+      } catch { /* refused (policy, private mode): pages work as without it */ }
     }
 
     /** Tells the worker this page carries swarms for it. */
@@ -108,6 +130,7 @@ export function makeBridge({ Download, BlockScheduler }) {
     /** A message of the worker's ({p2pxhr: type, ...}). */
     message(d, worker) {
       this.worker = worker || this.worker;
+      if (d.p2pxhr === 'ping') return this.hello(this.worker);
       const f = this.file(d);
       if (!f) return;
       if (d.p2pxhr === 'want') {
@@ -163,8 +186,12 @@ export function makeBridge({ Download, BlockScheduler }) {
     // reads the cache itself).
     async keep(swarm, u) {
       const seeder = this.client.persist && !swarm.ctx.httpOnly && (await this.client.persist.load());
-      const cache = seeder && (await seeder.cacheP);
-      if (cache && !swarm.persist) swarm.persist = seeder.record(swarm, u.pathname + u.search, cache, new Set());
+      if (seeder) seeder.keep(swarm, u);
+    }
+
+    // stored counts the swarm's blocks as cached once its store is complete.
+    stored(f) {
+      if (f.swarm.store.complete && f.swarm.stored) f.swarm.stored();
     }
 
     async send(f, i, from) {
@@ -180,7 +207,7 @@ export function makeBridge({ Download, BlockScheduler }) {
       if (d || !f.wanted.size) return;
       const sd = new StreamDownload(f.swarm, f.url.href);
       sd.want([...f.wanted], f.urgent);
-      sd.promise = sd.run().then(() => this.run(f), () => {
+      sd.promise = sd.run().then(() => { this.stored(f); this.run(f); }, () => {
         // The origin changed, or HTTP keeps failing: the worker takes over.
         const blocks = [...f.wanted];
         f.wanted.clear();
@@ -198,6 +225,7 @@ export function makeBridge({ Download, BlockScheduler }) {
       if (f.swarm.store.put(i, bytes)) {
         f.swarm.count('fromHttp', bytes.length);
         f.swarm.announce(i);
+        this.stored(f);
       }
     }
   };
