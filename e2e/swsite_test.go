@@ -106,12 +106,27 @@ func (o *swOrigin) since(mark int) []originRequest {
 	return append([]originRequest(nil), o.log[mark:]...)
 }
 
-// native lists the requests after mark for path that an element made
-// itself (Sec-Fetch-Dest image, video...): bytes the worker did not carry.
+// native lists the requests after mark for path that the page made for
+// the bytes themselves: an element's (Sec-Fetch-Dest image, video...),
+// or one the worker passed on (Chromium sends a worker's fetch(request)
+// with Sec-Fetch-Dest: empty) for the whole file or an open range. The
+// worker's own block requests (closed ranges) are not among them.
 func (o *swOrigin) native(mark int, path string) []originRequest {
 	var out []originRequest
 	for _, r := range o.since(mark) {
-		if r.Path == path && r.Dest != "" && r.Dest != "empty" {
+		if r.Path == path && r.Dest != "" && (r.Dest != "empty" || r.Range == "" || strings.HasSuffix(r.Range, "-")) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// browsers lists the requests after mark for path that came from a
+// browser (with Sec-Fetch-Dest), not from the module itself.
+func (o *swOrigin) browsers(mark int, path string) []originRequest {
+	var out []originRequest
+	for _, r := range o.since(mark) {
+		if r.Path == path && r.Dest != "" {
 			out = append(out, r)
 		}
 	}
@@ -131,10 +146,10 @@ func swCaddyfile(o *swOrigin, options ...string) string {
 		strings.Join(options, "\n\t"), strings.TrimPrefix(o.URL, "http://"))
 }
 
-// makeVideo encodes a real 60 s, 640×360 H.264 video with a key frame
-// every second (ffmpeg, which test.sh installs), about 7.5 MB: 29 blocks.
-// Long enough that a seek to its middle lies beyond what Chromium reads
-// ahead of playback (about 10 s), so the seek is a new Range request.
+// makeVideo encodes a real 120 s, 640×360 H.264 video with a key frame
+// every second (ffmpeg, which test.sh installs), about 15 MB: 58 blocks.
+// Long enough that a seek to its middle lies beyond what Chromium has read
+// ahead of playback (about 5 MB here), so the seek is a new Range request.
 func makeVideo(t *testing.T) []byte {
 	t.Helper()
 	ffmpeg, err := exec.LookPath("ffmpeg")
@@ -172,7 +187,7 @@ type swStats struct {
 func controlled(t *testing.T, b context.Context, base, url string, before ...string) context.Context {
 	t.Helper()
 	ctx := visitorTab(t, b, base+"/sw/landing.html", before...)
-	poll[bool](t, ctx, 20*time.Second, "!!navigator.serviceWorker.controller")
+	eval[bool](t, ctx, 20*time.Second, "navigator.serviceWorker.ready.then((r) => !!r.active)")
 	navigate(t, ctx, base+url)
 	poll[bool](t, ctx, 10*time.Second, "document.readyState === 'complete' && !!navigator.serviceWorker.controller")
 	return ctx
