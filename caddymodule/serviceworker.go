@@ -58,6 +58,9 @@ func parseServiceWorker(d *caddyfile.Dispenser, h *Handler) error {
 				h.ServiceWorker.Scope = d.Val()
 			}
 		}
+		if d.NextArg() {
+			return d.Errf("service_worker takes on [scope] or off, got an extra %q", d.Val())
+		}
 		return nil
 	}
 	return d.Errf("service_worker: %q is neither on nor off", d.Val())
