@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/p2pxhr/p2pxhr/internal/testcaddy"
 )
 
 // playing waits until the page's <video> plays on from at least from
@@ -176,6 +178,63 @@ func TestServiceWorkerFallbacks(t *testing.T) {
 		}
 		if s := eval[swStats](t, ctx, 5*time.Second, "peer5.stats().serviceWorker"); s.Requests != 0 {
 			t.Errorf("the worker answered %d requests for unshared files", s.Requests)
+		}
+	})
+}
+
+// untilJS waits (in the page, at most d) until the async predicate pred
+// resolves truthy: for conditions only a promise tells, such as the
+// browser's registrations.
+func untilJS(t *testing.T, ctx tabCtx, d time.Duration, pred string) {
+	t.Helper()
+	eval[bool](t, ctx, d, `(async () => { for (;;) { if (await (`+pred+`)()) return true; await new Promise((r) => setTimeout(r, 100)); } })()`)
+}
+
+// catchWarnings records the page's console warnings in window.__warnings.
+const catchWarnings = `window.__warnings = []; { const w = console.warn; console.warn = (...a) => { __warnings.push(a.join(' ')); w.apply(console, a); }; }`
+
+// TestServiceWorkerSiteWorkerAndOff (issue 17): a site with a service
+// worker of its own keeps it (the client registers nothing over it and
+// says how to import the module's); a site's worker that imports
+// {prefix}sw.js answers shared files through the swarm and its own
+// requests as before; `service_worker off` makes the next page load
+// unregister the module's worker.
+func TestServiceWorkerSiteWorkerAndOff(t *testing.T) {
+	base, origin := startSWSite(t, "service_worker on")
+	big := origin.files["/files/big.bin"]
+
+	t.Run("own worker kept", func(t *testing.T) {
+		ctx := visitorTab(t, browser(t), base+"/sw/own.html", catchWarnings)
+		poll[bool](t, ctx, 20*time.Second, "__warnings.join().includes('importScripts')")
+		untilJS(t, ctx, 10*time.Second, `() => navigator.serviceWorker.ready.then((r) => r.active.scriptURL.endsWith('/own-sw.js'))`)
+		if n := eval[int](t, ctx, 5*time.Second, "navigator.serviceWorker.getRegistrations().then((rs) => rs.length)"); n != 1 {
+			t.Errorf("%d registrations, want the site's own only", n)
+		}
+	})
+
+	t.Run("importScripts", func(t *testing.T) {
+		ctx := visitorTab(t, browser(t), base+"/sw/own.html?import")
+		eval[bool](t, ctx, 20*time.Second, "navigator.serviceWorker.ready.then((r) => !!r.active)")
+		navigate(t, ctx, base+"/sw/landing.html?imported")
+		poll[bool](t, ctx, 10*time.Second, "!!navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL.endsWith('/own-sw.js?import')")
+		got := fetchSHA(t, ctx, "/files/big.bin", `{headers: {Range: 'bytes=1000000-1999999'}}`)
+		if got.Status != 206 || got.SHA != shaHex(big[1000000:2000000]) {
+			t.Fatalf("a range through the site's worker: %+v", got)
+		}
+		if s := eval[string](t, ctx, 10*time.Second, "fetch('/own').then((r) => r.text())"); s != "from the site's worker" {
+			t.Errorf("the site's own route: %q", s)
+		}
+		poll[swStats](t, ctx, 10*time.Second, "(s => s.requests === 1 && s)(peer5.stats().serviceWorker)")
+	})
+
+	t.Run("off unregisters", func(t *testing.T) {
+		ctx := controlled(t, browser(t), base, "/sw/landing.html?before-off")
+		testcaddy.Reload(t, testcaddy.GlobalOptions()+base+" {\n"+swCaddyfile(origin)+"\n}\n")
+		navigate(t, ctx, base+"/sw/landing.html?off")
+		untilJS(t, ctx, 20*time.Second, `() => navigator.serviceWorker.getRegistrations().then((rs) => rs.length === 0)`)
+		navigate(t, ctx, base+"/sw/landing.html?after-off")
+		if eval[bool](t, ctx, 5*time.Second, "!!navigator.serviceWorker.controller") {
+			t.Errorf("the page after service_worker off is still controlled")
 		}
 	})
 }

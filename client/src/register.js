@@ -10,6 +10,7 @@ import { BlockScheduler } from './scheduler.js';
 
 /* global __P2PXHR_BRIDGE__ */
 const VERSION = typeof __P2PXHR_BRIDGE__ === 'string' ? __P2PXHR_BRIDGE__ : '';
+const REGISTER_DELAY = 1500;
 
 /** Starts service worker mode on this page; returns peer5.stats().serviceWorker's getter. */
 export function serviceWorker(client, script) {
@@ -32,7 +33,9 @@ export function serviceWorker(client, script) {
     if (off) {
       if (sw.controller && sw.controller.scriptURL === url) sw.getRegistration().then((r) => r && r.unregister()).catch(() => {});
     } else if (scope && c.p2p) {
-      const register = () => load().then((b) => b && b.register(scope));
+      // A while after the load event, when a site that registers a worker
+      // of its own (often on load) has done so: never over that one.
+      const register = () => setTimeout(() => load().then((b) => b && b.register(scope)), REGISTER_DELAY);
       if (document.readyState === 'complete') register();
       else addEventListener('load', register, { once: true });
     }
