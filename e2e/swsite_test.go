@@ -30,6 +30,11 @@ const (
 	swMedia   = `<!doctype html><meta charset="utf-8"><title>media</title>
 <img id="pic" src="/media/pic.png" alt="noise">
 <video id="v" src="/media/movie.mp4" controls muted playsinline preload="metadata"></video>`
+	// swPlay autoplays the video and records when its first frame is
+	// shown (ms after the navigation began): the time to first frame.
+	swPlay = `<!doctype html><meta charset="utf-8"><title>play</title>
+<video id="v" src="/media/movie.mp4" muted autoplay playsinline></video>
+<script>const v = document.getElementById('v'); v.requestVideoFrameCallback(() => { window.firstFrame = performance.now(); });</script>`
 	// A site with a service worker of its own, registered before the
 	// client loads; ownWorker is that worker, which may import the module's.
 	swOwn = `<!doctype html><meta charset="utf-8"><title>own worker</title>
@@ -44,7 +49,10 @@ self.addEventListener('fetch', (e) => { if (new URL(e.request.url).pathname === 
 // pages, a noise image, a real video (ffmpeg) and a binary, served with
 // validators and Range support, and a log of every request it got.
 type swOrigin struct {
-	URL   string
+	URL string
+	// delay is added before each answer: an origin farther away than
+	// loopback (set before the first request).
+	delay time.Duration
 	files map[string][]byte
 	mu    sync.Mutex
 	log   []originRequest
@@ -66,11 +74,12 @@ func startSWOrigin(t *testing.T) *swOrigin {
 		"/files/big.bin":   noise(3 << 20),
 		"/media/small.png": noisePNG(t, 16),
 	}}
-	pages := map[string]string{"/sw/landing.html": swLanding, "/sw/media.html": swMedia, "/sw/own.html": swOwn, "/own-sw.js": ownWorker}
+	pages := map[string]string{"/sw/landing.html": swLanding, "/sw/media.html": swMedia, "/sw/own.html": swOwn, "/sw/play.html": swPlay, "/own-sw.js": ownWorker}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.mu.Lock()
 		o.log = append(o.log, originRequest{r.URL.Path, r.Header.Get("Range"), r.Header.Get("Sec-Fetch-Dest")})
 		o.mu.Unlock()
+		time.Sleep(o.delay)
 		if p, ok := pages[r.URL.Path]; ok {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			if strings.HasSuffix(r.URL.Path, ".js") {
