@@ -22,7 +22,7 @@ const HTTP_PARALLEL = 2, HTTP_TRIES = 3;
 // for a page to appear; one asked of a page is fetched here if the page
 // has not delivered it (a page frozen or gone, a stuck transfer).
 const BRIDGE_WAIT = 1500, BRIDGE_DEADLINE = 8000, URGENT_DEADLINE = 3000, TICK = 200;
-const PING_EVERY = 2000, STATS_EVERY = 200, URGENT_BLOCKS = 2;
+const PING_EVERY = 2000, STATS_EVERY = 200, URGENT_BLOCKS = 2, LISTING_TTL = 5000;
 
 const now = () => performance.now();
 
@@ -41,6 +41,8 @@ export class Files {
     this.clientStats = new Map(); // client id → {requests, bytesFromHttp, bytesFromPeers, bytesFromCache}
     this.statsTimer = 0;
     this.cacheP = null;
+    this.listP = null;
+    this.listAt = 0;
   }
 
   /** Whether requests of page clientId go to the network untouched. */
@@ -49,6 +51,17 @@ export class Files {
   /** The browser's persistent cache, opened on first use; read only here. */
   cache() {
     return this.cacheP || (this.cacheP = BlockCache.open(2 ** 30).catch(() => null));
+  }
+
+  /**
+   * What the persistent cache holds (swarm id → block names), listed at
+   * most every LISTING_TTL: asked for as a request comes in, while its
+   * manifest is fetched, so a stream's first block does not wait for it.
+   */
+  listing() {
+    if (this.listP && now() - this.listAt < LISTING_TTL) return this.listP;
+    this.listAt = now();
+    return (this.listP = this.cache().then((c) => c && c.be.list()).catch(() => null));
   }
 
   /**
@@ -236,9 +249,7 @@ class FileState {
 
   /** The names of this file's blocks in the persistent cache (looked up once). */
   cachedNames() {
-    return this.namesP || (this.namesP = this.files.cache()
-      .then((c) => c && c.be.list().then((all) => all.get(this.m.id) || null))
-      .catch(() => null));
+    return this.namesP || (this.namesP = this.files.listing().then((all) => (all && all.get(this.m.id)) || null));
   }
 
   /**

@@ -21,6 +21,7 @@ export async function answer(e, t, files) {
       const cached = await fromHTTPCache(t.url);
       if (cached) return cached;
     }
+    files.listing(); // meanwhile
     const m = await files.manifest(t.url);
     // A page shared as a file would lose its client tag: pages go as they are.
     if (!m || (t.navigate && /html|xml/i.test(m.contentType || ''))) return fetch(req);
