@@ -213,7 +213,7 @@ func TestServiceWorkerSiteWorkerAndOff(t *testing.T) {
 	})
 
 	t.Run("importScripts", func(t *testing.T) {
-		ctx := visitorTab(t, browser(t), base+"/sw/own.html?import")
+		ctx := visitorTab(t, browser(t), base+"/sw/own.html?import", catchWarnings)
 		eval[bool](t, ctx, 20*time.Second, "navigator.serviceWorker.ready.then((r) => !!r.active)")
 		navigate(t, ctx, base+"/sw/landing.html?imported")
 		poll[bool](t, ctx, 10*time.Second, "!!navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL.endsWith('/own-sw.js?import')")
@@ -225,6 +225,13 @@ func TestServiceWorkerSiteWorkerAndOff(t *testing.T) {
 			t.Errorf("the site's own route: %q", s)
 		}
 		poll[swStats](t, ctx, 10*time.Second, "(s => s.requests === 1 && s)(peer5.stats().serviceWorker)")
+		// Past the client's registration (1.5 s after load) and the 1 s
+		// the site's worker has to say it imported the module's: no advice
+		// to import what is imported.
+		poll[bool](t, ctx, 10*time.Second, "(n => n.loadEventEnd > 0 && performance.now() > n.loadEventEnd + 3000)(performance.getEntriesByType('navigation')[0])")
+		if w := eval[[]string](t, ctx, 5*time.Second, "__warnings"); len(w) > 0 {
+			t.Errorf("warnings on a site whose worker imports the module's: %q", w)
+		}
 	})
 
 	t.Run("off unregisters", func(t *testing.T) {

@@ -14,6 +14,8 @@ import { warn } from '../warn.js';
 
 // An urgent block a peer was asked for goes to HTTP too after this long.
 const URGENT_PEER_WAIT = 1000;
+// How long a site's own worker may take to say it imported the module's.
+const IMPORTED_WAIT = 1000;
 
 export function makeBridge({ Download, BlockScheduler }) {
   // WantedBlocks schedules only the blocks the worker wants (the others
@@ -110,11 +112,22 @@ export function makeBridge({ Download, BlockScheduler }) {
         const r = await sw.getRegistration(scope);
         const w = r && (r.active || r.waiting || r.installing);
         if (w && w.scriptURL !== this.url) {
+          if (await this.imported(w)) return;
           warn(`this site has its own service worker at ${r.scope}; P2PXHR's is not registered there. Add importScripts('${this.client.config.prefix}sw.js') at the top of that worker to share its files through the swarm`);
           return;
         }
         await sw.register(this.url, { scope });
       } catch { /* refused (policy, private mode): pages work as without it */ }
+    }
+
+    // imported asks the site's worker w whether it imported the module's
+    // (importScripts): then nothing needs saying.
+    imported(w) {
+      return new Promise((resolve) => {
+        this.ours = () => resolve(true);
+        setTimeout(() => resolve(false), IMPORTED_WAIT);
+        w.postMessage({ p2pxhr: 'who' });
+      });
     }
 
     /** Tells the worker this page carries swarms for it. */
@@ -131,6 +144,7 @@ export function makeBridge({ Download, BlockScheduler }) {
     message(d, worker) {
       this.worker = worker || this.worker;
       if (d.p2pxhr === 'ping') return this.hello(this.worker);
+      if (d.p2pxhr === 'ours') return this.ours && this.ours();
       const f = this.file(d);
       if (!f) return;
       if (d.p2pxhr === 'want') {

@@ -157,6 +157,9 @@ export class Files {
     const d = e.data, id = e.source && e.source.id;
     if (!id) return;
     switch (d.p2pxhr) {
+      case 'who': // a page asks whether the site's own worker imported this one
+        e.source.postMessage({ p2pxhr: 'ours' });
+        break;
       case 'bridge':
         this.passing.delete(id);
         this.bridges.set(id, { id, client: e.source, told: new Set() });
