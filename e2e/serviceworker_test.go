@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -61,6 +62,15 @@ func TestServiceWorkerImageAndVideo(t *testing.T) {
 		t.Errorf("the video was asked of the origin by the page itself: %+v", n)
 	}
 	_ = pic
+	// Operators see it: the worker's reports (one per response; the seek
+	// ended one) on the dashboard's JSON.
+	waitUntil(t, 20*time.Second, "the worker's bytes from peers on the dashboard's stats", func() bool {
+		var st struct {
+			ServiceWorker swStats `json:"serviceWorker"`
+		}
+		_, body := testcaddy.Get(t, base+"/_p2pxhr/dashboard/stats")
+		return json.Unmarshal(body, &st) == nil && st.ServiceWorker.Requests > 0 && st.ServiceWorker.BytesFromPeers > 0
+	})
 }
 
 // TestServiceWorkerRange (issue 17): a Range request through the worker
