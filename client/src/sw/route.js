@@ -64,7 +64,10 @@ export function fresh(headers, now) {
 export function router(cfg) {
   const match = matcher(cfg.paths || []);
   return function target(req) {
-    if (req.method !== 'GET' || req.integrity || req.cache === 'only-if-cached') return null;
+    // no-store and reload ask the network itself; no-store also marks the
+    // client's own block requests (httpblock.js), which must not come back
+    // here from a page carrying the swarm for this worker.
+    if (req.method !== 'GET' || req.integrity || /^(only-if-cached|no-store|reload)$/.test(req.cache)) return null;
     const navigate = req.mode === 'navigate';
     if (navigate ? !cfg.navigate || req.destination !== 'document' : !DESTINATIONS.has(req.destination)) return null;
     let u;
