@@ -334,7 +334,7 @@ function serviceWorkerTests() {
     ['authorization', req('/media/a.png', { headers: { authorization: 'Bearer x' } })], ['if-none-match', req('/media/a.png', { headers: { 'if-none-match': '"x"' } })],
     ['several ranges', req('/media/v.mp4', { headers: { range: 'bytes=0-1,4-5' } })],
     // The client's own block requests (httpblock.js) from a page the worker
-    // controls: without If-Range (an origin with no validator) they would
+    // controls: without If-Range (an origin with a weak ETag only) they would
     // come back to the worker, which asks that very page for the block.
     ['no-store', req('/media/f.bin', { destination: '', cache: 'no-store', headers: { range: 'bytes=0-16383' } })],
   ];
