@@ -112,6 +112,9 @@ type swSettings struct {
 	// video opened by itself) go through the worker too. Only with paths:
 	// otherwise every page load would first ask for a manifest.
 	Navigate bool `json:"navigate"`
+	// BlockSize lets the worker fetch the first block of a media range
+	// while it asks for the manifest (verified once the manifest is in).
+	BlockSize int `json:"blockSize"`
 }
 
 // newWorkerScript builds {prefix}sw.js from the client's worker bundle.
@@ -122,7 +125,7 @@ func (h *Handler) newWorkerScript() (*workerScript, error) {
 		if paths == nil {
 			paths = []string{}
 		}
-		cfg, err := json.Marshal(swSettings{Prefix: h.Prefix, Paths: paths, Navigate: len(h.Paths) > 0})
+		cfg, err := json.Marshal(swSettings{Prefix: h.Prefix, Paths: paths, Navigate: len(h.Paths) > 0, BlockSize: h.BlockSize})
 		if err != nil {
 			return nil, err
 		}

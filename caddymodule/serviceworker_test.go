@@ -61,7 +61,7 @@ func TestServiceWorkerRoute(t *testing.T) {
 	for _, c := range []struct {
 		option, attr, body string
 	}{
-		{"service_worker on", `data-sw="/"`, `self.__p2pxhrSW={"prefix":"/_p2pxhr/","paths":["/media/*"],"navigate":true};`},
+		{"service_worker on", `data-sw="/"`, `self.__p2pxhrSW={"prefix":"/_p2pxhr/","paths":["/media/*"],"navigate":true,"blockSize":262144};`},
 		{"service_worker on /media/", `data-sw="/media/"`, `self.__p2pxhrSW=`},
 		{"", `data-sw="off"`, "removes itself"},
 	} {

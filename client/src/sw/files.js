@@ -22,7 +22,7 @@ const HTTP_PARALLEL = 2, HTTP_TRIES = 3;
 // for a page to appear; one asked of a page is fetched here if the page
 // has not delivered it (a page frozen or gone, a stuck transfer).
 const BRIDGE_WAIT = 1500, BRIDGE_DEADLINE = 8000, URGENT_DEADLINE = 3000, TICK = 200;
-const PING_EVERY = 2000, STATS_EVERY = 200, URGENT_BLOCKS = 2, LISTING_TTL = 5000;
+const PING_EVERY = 2000, STATS_EVERY = 200, URGENT_BLOCKS = 2, LISTING_TTL = 5000, EARLY_KEEP = 30e3;
 
 const now = () => performance.now();
 
@@ -43,6 +43,7 @@ export class Files {
     this.cacheP = null;
     this.listP = null;
     this.listAt = 0;
+    this.earlyBlocks = new Map(); // `${path+query}#${i}` → Promise of bytes fetched before the manifest was in
   }
 
   /** Whether requests of page clientId go to the network untouched. */
@@ -92,6 +93,33 @@ export class Files {
     this.manifests.set(key, entry);
     if (this.manifests.size > MAX_MANIFESTS) this.manifests.delete(this.manifests.keys().next().value);
     return entry.p;
+  }
+
+  /**
+   * early fetches the block where a media range starts while the
+   * manifest is asked for, when no fresh manifest is at hand: the first
+   * bytes of a <video> then wait for one round trip to the origin, as
+   * without the worker, not two. The block is verified once the manifest
+   * is in (takeEarly); a file the module does not share costs that block.
+   */
+  early(t) {
+    const bs = this.cfg.blockSize, key = t.url.pathname + t.url.search;
+    const e = this.manifests.get(key);
+    if (!bs || !t.media || !t.range || !('first' in t.range) || (e && !e.p && now() - e.at < e.ttl)) return;
+    const i = Math.floor(t.range.first / bs), off = i * bs;
+    if (this.earlyBlocks.has(key + '#' + i) || (e && e.m && this.memory.has(e.m.id + ':' + i))) return;
+    const p = fetch(t.url.href, { headers: { Range: `bytes=${off}-${off + bs - 1}` }, credentials: 'omit', cache: 'no-store' })
+      .then(async (res) => (res.status === 206 && (res.headers.get('content-range') || '').startsWith(`bytes ${off}-`) ? new Uint8Array(await res.arrayBuffer()) : null))
+      .catch(() => null);
+    this.earlyBlocks.set(key + '#' + i, p);
+    setTimeout(() => this.earlyBlocks.delete(key + '#' + i), EARLY_KEEP);
+  }
+
+  /** The early fetch of block i of path+query key, once: a Promise of its bytes (unverified) or null. */
+  takeEarly(key, i) {
+    const p = this.earlyBlocks.get(key + '#' + i);
+    this.earlyBlocks.delete(key + '#' + i);
+    return p || null;
   }
 
   /** Forgets the manifest of path+query key (its file changed at the origin). */
@@ -279,6 +307,12 @@ class FileState {
   }
 
   async start(p) {
+    const early = this.files.takeEarly(this.url, p.i);
+    const b = early && (await early);
+    if (b && (await verifyBlock(this.m, p.i, b))) {
+      this.done(p.i, b, 'http');
+      return this.share(p.i, b);
+    }
     const names = await this.cachedNames();
     if (names && names.has(String(p.i))) {
       const cache = await this.files.cache();

@@ -22,6 +22,7 @@ export async function answer(e, t, files) {
       if (cached) return cached;
     }
     files.listing(); // meanwhile
+    files.early(t);
     const m = await files.manifest(t.url);
     // A page shared as a file would lose its client tag: pages go as they are.
     if (!m || (t.navigate && /html|xml/i.test(m.contentType || ''))) return fetch(req);
