@@ -22,7 +22,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, max_connections_per_address, ab, dashboard, auto, ice_server, stun, turn, upload, backplane"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, max_connections_per_address, ab, dashboard, auto, ice_server, stun, turn, upload, service_worker, backplane"
 
 // parseDirective reads a p2pxhr directive. A path matcher on its line
 // (`p2pxhr /downloads/*`, or `@name` defined by path patterns alone) says
@@ -110,6 +110,7 @@ func matcherPaths(set map[string]json.RawMessage) ([]string, error) {
 //	        total         <size>/s
 //	    }
 //	    upload           always|consent|never
+//	    service_worker   on [<scope>]|off
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -261,6 +262,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			continue
 		case "upload":
 			if err := parseUpload(d, h); err != nil {
+				return err
+			}
+		case "service_worker":
+			if err := parseServiceWorker(d, h); err != nil {
 				return err
 			}
 		default:

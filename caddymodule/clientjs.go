@@ -20,14 +20,18 @@ import (
 )
 
 // clientAsset is the browser client as served: the classic bundle
-// (client.js), the ES module build (client.mjs), the chunk both load on
-// demand (seeder.js: the persistent cache and seeding), their source maps
-// and the TypeScript declarations, each with a content hash as its ETag.
-// version, client.js's hash, makes the tag's URL change with the client;
-// the client names seeder.js by its own hash.
+// (client.js), the ES module build (client.mjs), the chunks both load on
+// demand (seeder.js: the persistent cache and seeding; bridge.js: a page's
+// side of service worker mode), their source maps and the TypeScript
+// declarations, each with a content hash as its ETag. version, client.js's
+// hash, makes the tag's URL change with the client; the client names its
+// chunks by their own hashes. worker is the service worker's bundle, which
+// each handler serves after a line of its own configuration
+// (serviceworker.go).
 type clientAsset struct {
 	version string
 	files   map[string]assetFile // by route under the prefix
+	worker  []byte
 }
 
 // assetFile is one file of the client.
@@ -51,6 +55,14 @@ func loadClientAsset() (*clientAsset, error) {
 	return bundle, bundleErr
 }
 
+// chunks are the scripts the client loads on demand: route, entry, the
+// global their exports go to, and the define that gives the client their
+// version (hash).
+var chunks = []struct{ name, entry, global, define string }{
+	{"seeder.js", client.SeederEntry, "__p2pxhrSeeder", "__P2PXHR_SEEDER__"},
+	{"bridge.js", client.BridgeEntry, "__p2pxhrBridge", "__P2PXHR_BRIDGE__"},
+}
+
 func buildClientAsset() (*clientAsset, error) {
 	const js, types, sourceMap = "text/javascript; charset=utf-8", "application/typescript; charset=utf-8", "application/json"
 	a := &clientAsset{files: map[string]assetFile{}}
@@ -58,64 +70,103 @@ func buildClientAsset() (*clientAsset, error) {
 		sum := sha256.Sum256(body)
 		a.files[name] = assetFile{body: body, contentType: contentType, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 	}
-	chunk, chunkMap, err := buildSeederChunk()
-	if err != nil {
-		return nil, err
+	define := map[string]string{}
+	for _, c := range chunks {
+		code, codeMap, err := buildClient(c.entry, api.FormatIIFE, c.name, c.global, nil)
+		if err != nil {
+			return nil, err
+		}
+		add(c.name, js, code)
+		add(c.name+".map", sourceMap, codeMap)
+		define[c.define] = strconv.Quote(strings.Trim(a.files[c.name].etag, `"`))
 	}
-	add("seeder.js", js, chunk)
-	add("seeder.js.map", sourceMap, chunkMap)
-	seeder := strings.Trim(a.files["seeder.js"].etag, `"`)
 	for _, b := range []struct {
 		name, entry string
 		format      api.Format
 	}{{"client.js", client.Entry, api.FormatIIFE}, {"client.mjs", client.ModuleEntry, api.FormatESModule}} {
-		code, srcMap, err := buildClient(b.entry, b.format, b.name, "", seeder)
+		code, srcMap, err := buildClient(b.entry, b.format, b.name, "", define)
 		if err != nil {
 			return nil, err
 		}
 		add(b.name, js, code)
 		add(b.name+".map", sourceMap, srcMap)
 	}
+	worker, workerMap, err := buildWorker()
+	if err != nil {
+		return nil, err
+	}
+	a.worker = worker
+	add("sw.js.map", sourceMap, workerMap)
 	add("client.d.ts", types, []byte(client.Declarations))
 	a.version = strings.Trim(a.files["client.js"].etag, `"`)
 	return a, nil
+}
+
+// buildWorker bundles the service worker (client.WorkerEntry), a classic
+// script so that a site's own worker can importScripts it. Its code runs
+// where there is no window: the modules it shares with the page name the
+// global scope self. The source map starts with one empty line, for the
+// line of configuration served before the bundle.
+func buildWorker() (code, sourceMap []byte, err error) {
+	code, sourceMap, err = buildClient(client.WorkerEntry, api.FormatIIFE, "sw.js", "", map[string]string{"window": "self"})
+	if err != nil {
+		return nil, nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(sourceMap, &m); err != nil {
+		return nil, nil, fmt.Errorf("bundling the worker: source map: %w", err)
+	}
+	if mappings, ok := m["mappings"].(string); ok {
+		m["mappings"] = ";" + mappings
+	}
+	sourceMap, err = json.Marshal(m)
+	return code, sourceMap, err
 }
 
 // BuildClientBundle bundles and minifies the embedded ES modules into the
 // classic script every page loads (client.js), for the browsers of today
 // (es2020). No file on disk and no npm is needed.
 func BuildClientBundle() ([]byte, error) {
-	chunk, _, err := buildSeederChunk()
+	a, err := buildClientAsset()
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(chunk)
-	code, _, err := buildClient(client.Entry, api.FormatIIFE, "client.js", "", hex.EncodeToString(sum[:8]))
-	return code, err
+	return a.files["client.js"].body, nil
 }
 
 // BuildSeederChunk bundles the persistent cache and seeding
 // (client.SeederEntry) into the script that defines __p2pxhrSeeder, which
 // the client loads from {prefix}seeder.js when it needs them.
 func BuildSeederChunk() ([]byte, error) {
-	code, _, err := buildSeederChunk()
+	code, _, err := buildClient(client.SeederEntry, api.FormatIIFE, "seeder.js", "__p2pxhrSeeder", nil)
 	return code, err
 }
 
-func buildSeederChunk() (code, sourceMap []byte, err error) {
-	return buildClient(client.SeederEntry, api.FormatIIFE, "seeder.js", "__p2pxhrSeeder", "")
+// BuildBridgeChunk bundles a page's side of service worker mode
+// (client.BridgeEntry), loaded from {prefix}bridge.js when the worker asks.
+func BuildBridgeChunk() ([]byte, error) {
+	code, _, err := buildClient(client.BridgeEntry, api.FormatIIFE, "bridge.js", "__p2pxhrBridge", nil)
+	return code, err
+}
+
+// BuildWorker bundles the service worker served at {prefix}sw.js (after
+// its line of configuration).
+func BuildWorker() ([]byte, error) {
+	code, _, err := buildWorker()
+	return code, err
 }
 
 // buildClient bundles entry from the embedded files into one minified file
 // named outfile, with an external source map (sources included) that the
 // file points to by name, so browsers' developer tools show the modules.
-// globalName, if set, names the global the entry's exports go to;
-// seederVersion is the seeder chunk's hash, for the client to load it by.
-func buildClient(entry string, format api.Format, outfile, globalName, seederVersion string) (code, sourceMap []byte, err error) {
+// globalName, if set, names the global the entry's exports go to; define
+// replaces identifiers (the chunks' versions, for the client to load them
+// by).
+func buildClient(entry string, format api.Format, outfile, globalName string, define map[string]string) (code, sourceMap []byte, err error) {
 	res := api.Build(api.BuildOptions{
 		EntryPoints:       []string{entry},
 		GlobalName:        globalName,
-		Define:            map[string]string{"__P2PXHR_SEEDER__": strconv.Quote(seederVersion)},
+		Define:            define,
 		Bundle:            true,
 		Format:            format,
 		Target:            api.ES2020,

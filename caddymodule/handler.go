@@ -131,6 +131,11 @@ type Handler struct {
 	// visitor's consent) or "never" (visitors only download).
 	Upload string `json:"upload,omitempty"`
 
+	// ServiceWorker turns on service worker mode (serviceworker.go): the
+	// injected client registers {prefix}sw.js, which answers the page's
+	// requests for shared files from verified blocks. Off when absent.
+	ServiceWorker *ServiceWorkerConfig `json:"service_worker,omitempty"`
+
 	logger    *zap.Logger
 	paths     caddyhttp.MatchPath
 	noInject  caddyhttp.MatchPath // InjectExclude
@@ -138,6 +143,7 @@ type Handler struct {
 	ranges    *rangeCache
 	limiter   *byteLimiter
 	client    *clientAsset
+	worker    *workerScript
 	injector  *inject.Injector
 	coord     *coordinator.Coordinator
 	metrics   *metrics
@@ -193,6 +199,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("p2pxhr: client: %w", err)
 	}
 	h.client = client
+	if h.worker, err = h.newWorkerScript(); err != nil {
+		return fmt.Errorf("p2pxhr: service worker: %w", err)
+	}
 	// The site's coordinator, manifests, range cache and books, kept
 	// across reloads (sitestate.go).
 	if h.site, err = joinSite(ctx, h); err != nil {
@@ -306,6 +315,9 @@ func (h *Handler) Validate() error {
 	if h.HTTPRateLimit < 0 {
 		return fmt.Errorf("p2pxhr: http_rate_limit %d is negative", h.HTTPRateLimit)
 	}
+	if err := h.validateServiceWorker(); err != nil {
+		return err
+	}
 	return h.validateUpload()
 }
 
@@ -356,6 +368,8 @@ func (h *Handler) serveOwnRoute(w http.ResponseWriter, r *http.Request, route st
 	case "ws":
 		h.coord.ServeHTTP(w, r)
 		return nil
+	case "sw.js":
+		return h.serveWorker(w, r)
 	case "stats":
 		return h.serveReports(w, r)
 	case "dashboard/stats":

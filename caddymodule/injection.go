@@ -61,7 +61,7 @@ var (
 // them: the coordinator's welcome carries those to every client, however
 // the page loads it.
 func (h *Handler) tagAttrs() []inject.Attr {
-	attrs := []inject.Attr{{Name: "data-prefix", Value: h.Prefix}}
+	attrs := []inject.Attr{{Name: "data-prefix", Value: h.Prefix}, {Name: "data-sw", Value: h.swAttr()}}
 	if len(h.Auto) > 0 {
 		attrs = append(attrs, inject.Attr{Name: "data-auto", Value: strings.Join(h.Auto, " ")})
 	}

@@ -25,7 +25,11 @@ type metrics struct {
 	builds     *prometheus.GaugeVec
 	injections prometheus.Counter
 	relayBytes prometheus.Counter
-	coords     *coordinatorCollector
+	// workerRequests and workerBytes count what service workers answered
+	// (serviceworker_stats.go).
+	workerRequests *prometheus.CounterVec
+	workerBytes    *prometheus.CounterVec
+	coords         *coordinatorCollector
 }
 
 var (
@@ -70,9 +74,15 @@ func metricsFor(reg *prometheus.Registry) *metrics {
 			Help: "HTML pages that got the client tag."}),
 		relayBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "relay_bytes_total",
 			Help: "Bytes the embedded TURN server relayed between peers (server bandwidth, as HTTP would be)."}),
+		workerRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "service_worker_requests_total",
+			Help: "Responses the service worker answered from the swarm that moved bytes, as its reports tell (client-claimed), by outcome (ok, error, abort: the page stopped reading, as a <video> does when it seeks)."},
+			[]string{"outcome"}),
+		workerBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "service_worker_bytes_total",
+			Help: "Bytes of the blocks service workers answered with, by where they came from (http, peers, cache: the browser's own cache or the worker's memory), as reported (client-claimed, clamped)."},
+			[]string{"source"}),
 		coords: newCoordinatorCollector(),
 	}
-	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.buildWaiters, m.builds, m.injections, m.relayBytes, m.coords)
+	reg.MustRegister(m.clientBytes, m.downloads, m.duration, m.rejected, m.originBytes, m.manifests, m.buildWaiters, m.builds, m.injections, m.relayBytes, m.workerRequests, m.workerBytes, m.coords)
 	metricsByRegistry[reg] = m
 	return m
 }

@@ -34,6 +34,10 @@ type downloadReport struct {
 	BytesUploaded  int64  `json:"bytesUploaded"`
 	DurationMs     int64  `json:"durationMs"`
 	Outcome        string `json:"outcome"` // ok, error, abort
+	// Via is "sw" for a response the service worker answered (one
+	// request, often a range of the file), "" for a download.
+	Via            string `json:"via,omitempty"`
+	BytesFromCache int64  `json:"bytesFromCache,omitempty"`
 
 	size int64 // the resource's, from its manifest
 }
@@ -104,6 +108,7 @@ type quantiles struct {
 type reportBook struct {
 	mu       sync.Mutex
 	groups   map[string]*groupTotals
+	worker   workerTotals
 	limiters map[string]*rate.Limiter
 }
 
@@ -229,6 +234,11 @@ func (h *Handler) acceptReport(w http.ResponseWriter, r *http.Request) error {
 	if reason, detail := h.checkReport(siteOf(r), &rep); reason != "" {
 		return reject(http.StatusBadRequest, reason, detail)
 	}
+	if rep.Via == viaServiceWorker {
+		h.acceptWorkerReport(rep)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 	h.reports.add(rep)
 	h.metrics.downloads.WithLabelValues(rep.Group, rep.Outcome).Inc()
 	h.metrics.clientBytes.WithLabelValues("http", rep.Group).Add(float64(rep.BytesFromHTTP))
@@ -252,7 +262,9 @@ func (h *Handler) checkReport(site string, rep *downloadReport) (reason, detail 
 		return "group", `group must be "p2p" or "http"`
 	case !slices.Contains(reportOutcomes, rep.Outcome):
 		return "outcome", `outcome must be "ok", "error" or "abort"`
-	case rep.BytesFromHTTP < 0 || rep.BytesFromPeers < 0 || rep.BytesUploaded < 0 || rep.DurationMs < 0:
+	case rep.Via != "" && rep.Via != viaServiceWorker:
+		return "via", `via must be "sw" or absent`
+	case rep.BytesFromHTTP < 0 || rep.BytesFromPeers < 0 || rep.BytesUploaded < 0 || rep.BytesFromCache < 0 || rep.DurationMs < 0:
 		return "negative", "byte counts and duration must not be negative"
 	case rep.DurationMs > maxReportDuration.Milliseconds():
 		return "duration", "duration is longer than a day"
@@ -262,6 +274,7 @@ func (h *Handler) checkReport(site string, rep *downloadReport) (reason, detail 
 	rep.BytesFromHTTP = min(rep.BytesFromHTTP, size)
 	rep.BytesFromPeers = min(rep.BytesFromPeers, size-rep.BytesFromHTTP)
 	rep.BytesUploaded = min(rep.BytesUploaded, 64*size)
+	rep.BytesFromCache = min(rep.BytesFromCache, size)
 	rep.size = size
 	return "", ""
 }

@@ -85,6 +85,9 @@ type statsReport struct {
 		Bytes        int64           `json:"bytes"`
 		TopResources []resourceBytes `json:"topResources"`
 	} `json:"origin"`
+	// ServiceWorker is what service workers answered (service worker
+	// mode; client-claimed, validated and clamped).
+	ServiceWorker workerTotals `json:"serviceWorker"`
 	// AB is the configured P2P percentage, or null without A/B groups.
 	AB *float64 `json:"ab"`
 	// ICE is the embedded STUN and TURN servers: where they listen or
@@ -123,6 +126,7 @@ func (h *Handler) serveStats(w http.ResponseWriter, r *http.Request) error {
 	var rep statsReport
 	rep.Swarm = h.coord.Stats()
 	rep.Groups = h.reports.snapshot()
+	rep.ServiceWorker = h.reports.workerSnapshot()
 	rep.Origin.Bytes, rep.Origin.TopResources = h.origin.top(10)
 	rep.AB = h.AB
 	rep.ICE = h.ice.status

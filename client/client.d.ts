@@ -34,6 +34,19 @@ export interface P2PXHRPageStats {
   bytesUploaded: number;
   /** This browser's seeding from its persistent cache. */
   seeding: P2PXHRSeedingStats;
+  /** What the service worker answered for this page (service worker mode). */
+  serviceWorker: P2PXHRServiceWorkerStats;
+}
+
+/** `peer5.stats().serviceWorker`: this page's requests the worker answered. */
+export interface P2PXHRServiceWorkerStats {
+  /** Responses the worker answered from blocks (a video's ranges count one each). */
+  requests: number;
+  /** The bytes of their blocks, by where the blocks came from. */
+  bytesFromHttp: number;
+  bytesFromPeers: number;
+  /** The persistent cache, or the worker's memory (a block read again). */
+  bytesFromCache: number;
 }
 
 /** `peer5.stats().seeding`. */

@@ -6,9 +6,10 @@ package client
 
 import "embed"
 
-// Files holds the client's ES modules under src/.
+// Files holds the client's ES modules under src/ (src/sw/: service worker
+// mode).
 //
-//go:embed src/*.js
+//go:embed src/*.js src/sw/*.js
 var Files embed.FS
 
 // Entry is the module every page loads (client.js); it imports the others.
@@ -26,3 +27,11 @@ var Declarations string
 // SeederEntry is the module of the chunk the client loads on demand: the
 // persistent cache and seeding from it.
 const SeederEntry = "src/seeder.js"
+
+// BridgeEntry is the module of the chunk a page loads when the service
+// worker asks for it: the page's side of service worker mode, carrying
+// blocks between the swarm and the worker.
+const BridgeEntry = "src/sw/bridge.js"
+
+// WorkerEntry is the service worker's module ({prefix}sw.js).
+const WorkerEntry = "src/sw/worker.js"

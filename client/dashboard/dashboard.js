@@ -296,6 +296,11 @@
     text('seeders', seeding.peers || 0);
     text('seedCached', bytes(seeding.cachedBytes || 0));
     text('seedUploaded', bytes(seeding.bytesUploaded || 0));
+    // Service worker mode: responses to images, <video>, fetch... with their blocks' sources.
+    var worker = stats.serviceWorker || {};
+    text('swRequests', worker.requests || 0);
+    text('swPeers', bytes(worker.bytesFromPeers || 0));
+    text('swHttp', bytes(worker.bytesFromHttp || 0));
     // A relayed byte costs the server what an HTTP byte does.
     text('serverBytes', bytes(stats.origin.bytes + ((stats.ice && stats.ice.relayedBytes) || 0)));
     fillNodes(sw);

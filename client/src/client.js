@@ -13,18 +13,13 @@ import { Swarm } from './swarm.js';
 import { Download } from './download.js';
 import { fetchManifest } from './manifest.js';
 import { OriginChanged } from './httpblock.js';
+import { PERSONAL } from './personal.js';
 
 const MAX_RESTARTS = 3, MAX_RECENT = 64;
 // The link of the "http" group: joins nothing, sends nothing, so no
 // neighbour is ever introduced and nobody learns that this page has blocks.
 const NO_LINK = { ready: false, loaded: false, peer: '', join() {}, leave() {}, send() {}, iceServers: () => [], connection() {} };
 const timedOut = (r) => r === 'timeout' || (r && r.name === 'TimeoutError');
-// Request headers that make a request personal or change what the origin
-// answers (a range, a condition, another method) send it natively. Any
-// other header may be set: the module shares no response that varies on
-// a request header it does not key on, so a manifest means that header
-// cannot change the bytes (jQuery's and axios's Accept, say).
-const PERSONAL = /^(range|if-.*|x-http-method(-override)?|x-method-override)$|auth|cookie|token|session|secret|key|csrf|xsrf|signature/i;
 
 export class Client {
   constructor(config) {

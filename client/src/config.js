@@ -8,7 +8,9 @@ import { warn } from './warn.js';
 
 const DEFAULTS = { prefix: '/_p2pxhr/', iceServers: [], maxPeers: 6, upload: true, p2p: true, group: '', auto: '', maxSeedBytes: 512 << 20, autoIndicator: true, diskSaveMin: 64 << 20,
   // The persistent cache and seeding from it while the visitor is on the site (cache.js, seeder.js).
-  cacheSize: 2 ** 30, seed: true, seedPeers: 4, seedPerVisit: 256 * 2 ** 20, seedPerDay: 2 ** 30, seedHidden: 600, seedCellular: false };
+  cacheSize: 2 ** 30, seed: true, seedPeers: 4, seedPerVisit: 256 * 2 ** 20, seedPerDay: 2 ** 30, seedHidden: 600, seedCellular: false,
+  // Service worker mode (register.js): the scope to register {prefix}sw.js for, or 'off' to unregister it.
+  serviceWorker: '' };
 
 /**
  * @param {Element|null} script the client's tag, for its data-* options
@@ -50,6 +52,7 @@ export function readConfig(script, preset, ownPrefix) {
     if ((v = attr(a)) !== null) c[k] = v === 'off' ? off : +v >= 0 ? +v : c[k];
   }
   if ((v = attr('seed')) !== null) c.seed = on(v);
+  if ((v = attr('sw')) !== null) c.serviceWorker = v;
   if ((v = attr('seed-cellular')) !== null) c.seedCellular = on(v);
   return c;
 }

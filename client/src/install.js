@@ -9,6 +9,7 @@ import { startAuto } from './auto.js';
 import { warn } from './warn.js';
 import { Persistence } from './persist.js';
 import { Swarm } from './swarm.js';
+import { serviceWorker } from './register.js';
 
 export const VERSION = '0.3.0';
 const API = ['version', 'config', 'Request', 'fetch', 'stats', 'consent'];
@@ -33,8 +34,9 @@ export function install(script, ownURL) {
   const client = new Client(config);
   // The persistent cache and seeding, loaded on demand (persist.js).
   const persist = (client.persist = new Persistence(client, Swarm, script));
+  const sw = serviceWorker(client, script);
   const api = { version: VERSION, config, Request: makeRequest(client), fetch: makeFetch(client),
-    stats: (url) => (url === undefined ? { ...client.stats(), seeding: persist.stats() } : client.stats(url)),
+    stats: (url) => (url === undefined ? { ...client.stats(), seeding: persist.stats(), serviceWorker: sw() } : client.stats(url)),
     consent: (v) => persist.consent(v) };
   window.p2pxhr = api;
   if (prev === undefined) {

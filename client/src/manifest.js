@@ -18,7 +18,8 @@ export async function fetchManifest(prefix, u, signal) {
   return m;
 }
 
-function valid(m) {
+/** Whether m is a well-formed manifest. */
+export function valid(m) {
   return HEX64.test(m.id) && Number.isSafeInteger(m.size) && m.size > 0 && Number.isInteger(m.blockSize) &&
     m.blockSize >= 16384 && m.blockSize <= 4 << 20 && Array.isArray(m.blocks) &&
     m.blocks.length === Math.ceil(m.size / m.blockSize) && m.blocks.every((b) => HEX64.test(b));

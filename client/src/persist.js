@@ -4,23 +4,12 @@
 // nothing never loads them. The chunk is a classic script carrying the
 // client tag's nonce, so it runs under the same Content-Security-Policy.
 import * as consent from './consent.js';
+import { loadChunk } from './chunk.js';
 
 // The chunk's version, defined when the client is bundled (clientjs.go).
 /* global __P2PXHR_SEEDER__ */
 const VERSION = typeof __P2PXHR_SEEDER__ === 'string' ? __P2PXHR_SEEDER__ : '';
 const GLOBAL = '__p2pxhrSeeder';
-
-function loadChunk(prefix, nonce) {
-  if (self[GLOBAL]) return Promise.resolve(self[GLOBAL]);
-  return new Promise((resolve, reject) => {
-    const s = document.createElement('script');
-    s.src = prefix + 'seeder.js?v=' + VERSION;
-    if (nonce) s.nonce = nonce;
-    s.onload = () => (self[GLOBAL] ? resolve(self[GLOBAL]) : reject(new Error('p2pxhr: seeder.js defined nothing')));
-    s.onerror = () => reject(new Error('p2pxhr: seeder.js did not load'));
-    (document.head || document.documentElement).appendChild(s);
-  });
-}
 
 export class Persistence {
   constructor(client, Swarm, script) {
@@ -36,7 +25,7 @@ export class Persistence {
   load() {
     const c = this.client.config;
     if (!c.p2p || !(c.cacheSize > 0) || c.group === 'http') return Promise.resolve(null);
-    return this.loading || (this.loading = loadChunk(c.prefix, this.nonce)
+    return this.loading || (this.loading = loadChunk(c.prefix, 'seeder', VERSION, GLOBAL, this.nonce)
       .then((mod) => (this.seeder = new mod.Seeder(this.client, this.Swarm)))
       .catch(() => null)); // no chunk (blocked, offline): downloads go on without the cache
   }

@@ -315,6 +315,21 @@ export class Seeder {
         if (swarm.store.put(i, b)) swarm.announce(i);
       }
     }
+    this.track(swarm, url, cache, cached);
+  }
+
+  /**
+   * Records swarm's blocks without reading the cache into it: service
+   * worker mode's bridge (sw/bridge.js), whose worker reads the cache itself.
+   */
+  keep(swarm, u) {
+    if (!swarm.persist) swarm.persist = this.cacheP.then((cache) => cache && this.track(swarm, u.pathname + u.search, cache, new Set()));
+    return swarm.persist;
+  }
+
+  // track records swarm's blocks (but the cached ones); swarm.stored(),
+  // called when its store is complete, counts them once written.
+  track(swarm, url, cache, cached) {
     // Recording waits for the policy where it was never seen; the
     // download does not.
     const rec = this.record(swarm, url, cache, cached);

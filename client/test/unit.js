@@ -12,6 +12,7 @@ import { matcher } from '../src/auto.js';
 import { sendReport } from '../src/report.js';
 import { readConfig } from '../src/config.js';
 import { BlockCache } from '../src/cache.js';
+import { parseRange, resolveRange, fresh, router } from '../src/sw/route.js';
 
 const failures = [];
 let total = 0;
@@ -305,8 +306,49 @@ function seedConfigTests() {
   check(c.cacheSize === 0 && !c.seed && c.seedPeers === 2 && c.seedPerVisit === 1000 && c.seedPerDay === 5000 && c.seedHidden === Infinity && c.seedCellular, 'config: cache and seeding attributes');
 }
 
+// Service worker mode: which requests the worker takes, the ranges it
+// answers itself, when the HTTP cache's copy may be used, data-sw.
+function serviceWorkerTests() {
+  check(parseRange(null) === null && parseRange('bytes=0-') !== null && eq(parseRange('bytes=1000000-1999999'), { first: 1000000, last: 1999999 }), 'sw: a range of bytes');
+  check(eq(parseRange('bytes=-500'), { suffix: 500 }) && parseRange('bytes=0-1,5-6') === false && parseRange('items=0-1') === false && parseRange('bytes=-') === false, 'sw: suffix; several ranges, other units, malformed go to the network');
+  check(eq(resolveRange(null, 10), [0, 9]) && eq(resolveRange({ first: 2, last: null }, 10), [2, 9]) && eq(resolveRange({ first: 2, last: 99 }, 10), [2, 9]) && eq(resolveRange({ suffix: 3 }, 10), [7, 9]) && eq(resolveRange({ suffix: 30 }, 10), [0, 9]), 'sw: ranges resolved against the size');
+  check(resolveRange({ first: 10, last: null }, 10) === null && resolveRange({ first: 5, last: 4 }, 10) === null && resolveRange({ suffix: 0 }, 10) === null, 'sw: unsatisfiable ranges go to the origin');
+  const now = Date.parse('2026-01-01T00:00:10Z'), date = 'Thu, 01 Jan 2026 00:00:00 GMT';
+  const h = (o) => new Headers({ date, ...o });
+  check(fresh(h({ 'cache-control': 'max-age=60' }), now) && !fresh(h({ 'cache-control': 'max-age=5' }), now) && !fresh(h({ 'cache-control': 'max-age=60', age: '55' }), now), 'sw: max-age counted from Date and Age');
+  check(!fresh(h({ 'cache-control': 'no-cache, max-age=60' }), now) && fresh(h({ expires: 'Thu, 01 Jan 2026 00:01:00 GMT' }), now) && !fresh(h({}), now), 'sw: no-cache, Expires, nothing');
+
+  const target = router({ prefix: '/_p2pxhr/', paths: ['/media/*'], navigate: true });
+  // What the router reads of a Request (one cannot make a Request with a destination).
+  const req = (url, o = {}) => ({ method: 'GET', integrity: '', cache: 'default', mode: 'no-cors', destination: 'image', ...o, url: new URL(url, location.href).href, headers: new Headers(o.headers || {}) });
+  const t = target(req('/media/a.png#x'));
+  check(t && t.url.hash === '' && t.range === null && !t.media && !t.navigate, 'sw: an image of a shared path is taken');
+  const v = target(req('/media/v.mp4', { destination: 'video', headers: { range: 'bytes=100-' } }));
+  check(v && v.media && eq(v.range, { first: 100, last: null }), 'sw: a video range is taken');
+  check(!!target(req('/media/f.bin', { destination: '', mode: 'cors', headers: { accept: 'application/octet-stream' } })), 'sw: a fetch with a harmless header is taken');
+  check(!!target(req('/media/f.bin', { destination: 'document', mode: 'navigate' })) && !router({ prefix: '/_p2pxhr/', paths: [], navigate: false })(req('/media/f.bin', { destination: 'document', mode: 'navigate' })), 'sw: navigations only with paths');
+  const passes = [
+    ['other path', req('/other/a.png')], ['other origin', req('https://example.com/media/a.png')], ['the prefix', req('/_p2pxhr/client.js')],
+    ['POST', req('/media/a.png', { method: 'POST' })], ['integrity', req('/media/a.png', { integrity: 'sha256-x' })],
+    ['only-if-cached', req('/media/a.png', { cache: 'only-if-cached' })], ['script', req('/media/a.png', { destination: 'script' })],
+    ['authorization', req('/media/a.png', { headers: { authorization: 'Bearer x' } })], ['if-none-match', req('/media/a.png', { headers: { 'if-none-match': '"x"' } })],
+    ['several ranges', req('/media/v.mp4', { headers: { range: 'bytes=0-1,4-5' } })],
+    // The client's own block requests (httpblock.js) from a page the worker
+    // controls: without If-Range (an origin with a weak ETag only) they would
+    // come back to the worker, which asks that very page for the block.
+    ['no-store', req('/media/f.bin', { destination: '', cache: 'no-store', headers: { range: 'bytes=0-16383' } })],
+  ];
+  for (const [name, r] of passes) check(target(r) === null, 'sw: passes ' + name);
+
+  const tag = document.createElement('script');
+  check(readConfig(tag).serviceWorker === '', 'config: service worker mode left alone by default');
+  tag.setAttribute('data-sw', '/');
+  check(readConfig(tag).serviceWorker === '/', 'config: data-sw');
+}
+
 (async () => {
   try {
+    serviceWorkerTests();
     seedConfigTests();
     await cacheTests('opfs');
     await cacheTests('cache');
