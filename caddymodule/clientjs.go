@@ -22,7 +22,7 @@ import (
 // clientAsset is the browser client as served: the classic bundle
 // (client.js), the ES module build (client.mjs), the chunks both load on
 // demand (seeder.js: the persistent cache and seeding; bridge.js: a page's
-// side of service worker mode), their source maps and the TypeScript
+// side of service worker mode; auto.js: auto mode), their source maps and the TypeScript
 // declarations, each with a content hash as its ETag. version, client.js's
 // hash, makes the tag's URL change with the client; the client names its
 // chunks by their own hashes. worker is the service worker's bundle, which
@@ -61,6 +61,7 @@ func loadClientAsset() (*clientAsset, error) {
 var chunks = []struct{ name, entry, global, define string }{
 	{"seeder.js", client.SeederEntry, "__p2pxhrSeeder", "__P2PXHR_SEEDER__"},
 	{"bridge.js", client.BridgeEntry, "__p2pxhrBridge", "__P2PXHR_BRIDGE__"},
+	{"auto.js", client.AutoEntry, "__p2pxhrAuto", "__P2PXHR_AUTO__"},
 }
 
 func buildClientAsset() (*clientAsset, error) {

@@ -33,5 +33,9 @@ const SeederEntry = "src/seeder.js"
 // blocks between the swarm and the worker.
 const BridgeEntry = "src/sw/bridge.js"
 
+// AutoEntry is the module of the chunk a page loads when the site turns
+// auto mode on (links and images through the swarm, data-auto).
+const AutoEntry = "src/auto.js"
+
 // WorkerEntry is the service worker's module ({prefix}sw.js).
 const WorkerEntry = "src/sw/worker.js"

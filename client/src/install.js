@@ -5,13 +5,15 @@ import { readConfig } from './config.js';
 import { Client } from './client.js';
 import { makeRequest } from './request.js';
 import { makeFetch } from './fetch.js';
-import { startAuto } from './auto.js';
+import { loadChunk } from './chunk.js';
 import { warn } from './warn.js';
 import { Persistence } from './persist.js';
 import { Swarm } from './swarm.js';
 import { serviceWorker } from './register.js';
 
 export const VERSION = '0.3.0';
+/* global __P2PXHR_AUTO__ */
+const AUTO = typeof __P2PXHR_AUTO__ === 'string' ? __P2PXHR_AUTO__ : '';
 const API = ['version', 'config', 'Request', 'fetch', 'stats', 'consent'];
 
 /**
@@ -54,7 +56,13 @@ export function install(script, ownURL) {
     }
     if (taken.length) warn(`window.peer5 already has ${taken.join(', ')} from another script; kept as they are. The P2PXHR client is window.p2pxhr`);
   }
-  startAuto(client, config);
+  // Auto mode is a chunk of its own, {prefix}auto.js: only pages of sites
+  // that turn it on load it.
+  const auto = config.auto;
+  if (auto && (typeof auto !== 'string' || auto.trim())) {
+    loadChunk(config.prefix, 'auto', AUTO, '__p2pxhrAuto', (script && script.nonce) || '')
+      .then((m) => m.startAuto(client, config), () => warn('auto mode is off on this page: its script, ' + config.prefix + 'auto.js, did not load'));
+  }
   return api;
 }
 
