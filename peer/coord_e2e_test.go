@@ -123,6 +123,15 @@ func TestMaliciousPeerThroughCoordinator(t *testing.T) {
 		}
 	}
 
+	// The victims leave the swarm as their downloads end, but their leave
+	// messages travel on their own: wait until only the liar is left, or a
+	// victim could be the joiner's first neighbour.
+	for deadline := time.Now().Add(10 * time.Second); o.coord.Stats().Members > 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the victims never left the swarm: %+v", o.coord.Stats())
+		}
+	}
+
 	// Reported by two peers, the liar is introduced to no one any more: a
 	// later joiner's first neighbour is the honest seeder that joins after
 	// it, not the liar that was there all along.
