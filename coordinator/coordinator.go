@@ -66,7 +66,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c.upgrader = websocket.Upgrader{
 		// Small read buffers and a shared write pool keep an idle
 		// connection cheap: messages are small and infrequent.
-		ReadBufferSize:  1024,
+		ReadBufferSize:  0,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		// ServeHTTP checks the origin itself, before upgrading, so that a
