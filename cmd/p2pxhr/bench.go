@@ -92,6 +92,7 @@ func benchFlags(fs *pflag.FlagSet) {
 	fs.String("size", "64MiB", "size of the file every peer downloads")
 	fs.String("block-size", "256KiB", "the module's block_size (16KiB..4MiB)")
 	fs.String("origin-rate", "8MB/s", "the module's http_rate_limit: the origin's shared bandwidth")
+	fs.String("offload", "", "the module's offload policy (off, always, <rate>/s, in_flight <n>); default: the rate limit's pressure")
 	fs.Duration("arrivals", 5*time.Second, "peers start evenly over this window (0: all at once)")
 	fs.Bool("seed-after", true, "peers keep seeding after completing until all are done (false: they leave)")
 	fs.Float64("churn", 0, "fraction of peers that cancel their download at a random point (0..0.9)")
@@ -114,6 +115,7 @@ type benchConfig struct {
 	size       int64
 	blockSize  int64
 	originRate int64
+	offload    string
 	arrivals   time.Duration
 	seedAfter  bool
 	churn      float64
@@ -177,6 +179,10 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 		return cfg, usageError{fmt.Errorf("--peers %d × --size %s is over the %s the bench may hold in memory",
 			top, humanize.IBytes(uint64(cfg.size)), humanize.IBytes(maxBenchMemory))}
 	}
+	cfg.offload, _ = fs.GetString("offload")
+	if err := checkOffloadFlag(cfg.offload); err != nil {
+		return cfg, err
+	}
 	cfg.arrivals, _ = fs.GetDuration("arrivals")
 	cfg.seedAfter, _ = fs.GetBool("seed-after")
 	cfg.churn, _ = fs.GetFloat64("churn")
@@ -216,6 +222,27 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 		return cfg, usageError{fmt.Errorf("--timeout %s: want a positive duration", cfg.timeout)}
 	}
 	return cfg, nil
+}
+
+// checkOffloadFlag refuses what the Caddyfile would, before any phase runs.
+func checkOffloadFlag(policy string) error {
+	if policy == "" {
+		return nil
+	}
+	f := strings.Fields(policy)
+	ok := len(f) == 1 && (f[0] == "off" || f[0] == "always")
+	if len(f) == 1 && !ok {
+		_, err := humanize.ParseBytes(strings.TrimSuffix(f[0], "/s"))
+		ok = err == nil
+	}
+	if len(f) == 2 && f[0] == "in_flight" {
+		n, err := strconv.Atoi(f[1])
+		ok = err == nil && n > 0
+	}
+	if !ok {
+		return usageError{fmt.Errorf("--offload %q: want off, always, a rate such as 6MB/s, or \"in_flight <n>\"", policy)}
+	}
+	return nil
 }
 
 // sizeFlag parses a byte size such as 64MiB or 8MB/s within [lo, hi].

@@ -106,9 +106,13 @@ func printBenchHeader(w io.Writer, cfg benchConfig) {
 	if cfg.arrivals > 0 {
 		arr = "evenly over " + cfg.arrivals.String()
 	}
-	fmt.Fprintf(w, "file %s, blocks %s, origin capped at %s/s, arrivals %s, seed after: %v, churn %.0f%%\n\n",
+	policy := cfg.offload
+	if policy == "" {
+		policy = "default (the rate limit's pressure)"
+	}
+	fmt.Fprintf(w, "file %s, blocks %s, origin capped at %s/s, offload policy %s, arrivals %s, seed after: %v, churn %.0f%%\n\n",
 		humanize.IBytes(uint64(cfg.size)), humanize.IBytes(uint64(cfg.blockSize)), humanize.Bytes(uint64(cfg.originRate)),
-		arr, cfg.seedAfter, cfg.churn*100)
+		policy, arr, cfg.seedAfter, cfg.churn*100)
 	fmt.Fprintf(w, "%5s %8s %7s %12s %10s %10s %10s %10s %8s %8s %s\n",
 		"peers", "offload", "limit", "origin", "p2p mean", "p2p p95", "http mean", "http p95", "p2p/http", "speedup", "verified")
 }

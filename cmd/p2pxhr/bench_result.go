@@ -14,6 +14,7 @@ type benchResult struct {
 	Size            int64   `json:"size"`
 	BlockSize       int64   `json:"blockSize"`
 	OriginRate      int64   `json:"originRate"`
+	OffloadPolicy   string  `json:"offloadPolicy,omitempty"`
 	ArrivalsSeconds float64 `json:"arrivalsSeconds"`
 	SeedAfter       bool    `json:"seedAfter"`
 	Churn           float64 `json:"churn"`
@@ -99,7 +100,7 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 func summarise(cfg benchConfig, n int, p2p, plain phaseResult) benchResult {
 	r := benchResult{
 		Peers: n, Size: cfg.size, BlockSize: cfg.blockSize, OriginRate: cfg.originRate,
-		ArrivalsSeconds: cfg.arrivals.Seconds(), SeedAfter: cfg.seedAfter, Churn: cfg.churn,
+		OffloadPolicy: cfg.offload, ArrivalsSeconds: cfg.arrivals.Seconds(), SeedAfter: cfg.seedAfter, Churn: cfg.churn,
 		Limit:       float64(n-1) / float64(n),
 		OriginBytes: p2p.originBytes, HTTPOriginBytes: plain.originBytes,
 		P2PWall: p2p.wall.Seconds(), HTTPWall: plain.wall.Seconds(),

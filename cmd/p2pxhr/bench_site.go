@@ -63,6 +63,7 @@ http://%s {
 	handle {
 		p2pxhr {
 			http_rate_limit %d
+			%s
 			block_size %d
 			min_size 0
 			max_size %d
@@ -76,7 +77,15 @@ http://%s {
 		}
 	}
 }
-`, coordLog, addr, cfg.size, cfg.originRate, cfg.blockSize, max(cfg.size, 1<<20), cfg.size)
+`, coordLog, addr, cfg.size, cfg.originRate, offloadLine(cfg.offload), cfg.blockSize, max(cfg.size, 1<<20), cfg.size)
+}
+
+// offloadLine is the site's offload subdirective, if --offload gave one.
+func offloadLine(policy string) string {
+	if policy == "" {
+		return ""
+	}
+	return "offload " + policy
 }
 
 // startBenchSite loads a fresh config on a free loopback port. A fresh

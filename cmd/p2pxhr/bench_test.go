@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/pflag"
 )
@@ -110,6 +111,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--size", "lots"}, "--size"},
 		{[]string{"--block-size", "1KiB"}, "--block-size"},
 		{[]string{"--origin-rate", "fast"}, "--origin-rate"},
+		{[]string{"--offload", "sometimes"}, "--offload"},
+		{[]string{"--offload", "in_flight x"}, "--offload"},
 		{[]string{"--churn", "1"}, "--churn"},
 		{[]string{"--arrivals", "-1s"}, "--arrivals"},
 		{[]string{"--timeout", "0s"}, "--timeout"},
@@ -119,6 +122,27 @@ func TestBenchFlagErrors(t *testing.T) {
 		r := benchCmd(t, context.Background(), tc.args...)
 		if r.code != exitUsage || r.err == nil || !strings.Contains(r.err.Error(), tc.want) {
 			t.Errorf("%q: exit %d, error %v; want exit 2 mentioning %q", tc.args, r.code, r.err, tc.want)
+		}
+	}
+}
+
+// Each --offload policy reaches the bench site's Caddyfile, which adapts.
+func TestBenchSiteCarriesOffloadPolicy(t *testing.T) {
+	for policy, want := range map[string]string{
+		"":             `"http_rate_limit":8000000,`,
+		"always":       `"offload":{"always":true}`,
+		"off":          `"offload":{"off":true}`,
+		"6MB/s":        `"offload":{"egress_rate":6000000}`,
+		"in_flight 12": `"offload":{"in_flight":12}`,
+	} {
+		cfg := benchConfig{size: 1 << 20, blockSize: 64 << 10, originRate: 8_000_000, offload: policy}
+		raw, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(benchCaddyfile("127.0.0.1:1", cfg)), nil)
+		if err != nil {
+			t.Errorf("--offload %q: %v", policy, err)
+			continue
+		}
+		if !strings.Contains(string(raw), want) || (policy == "" && strings.Contains(string(raw), `"offload"`)) {
+			t.Errorf("--offload %q: config lacks %s:\n%s", policy, want, raw)
 		}
 	}
 }
