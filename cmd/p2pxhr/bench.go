@@ -22,7 +22,9 @@ import (
 // Bounds of a bench run: it must stop by itself and stay on one machine.
 const (
 	maxBenchPeers = 64
-	maxBenchSize  = 1 << 30
+	// maxBenchBrowsers bounds --browsers: each is a Chromium process.
+	maxBenchBrowsers = 16
+	maxBenchSize     = 1 << 30
 	// maxBenchMemory caps peers × size: every P2P peer holds its copy in
 	// memory (it serves from it), so a sweep cannot exhaust the host.
 	maxBenchMemory = 6 << 30
@@ -89,6 +91,9 @@ Exit status: 0 done (goals are reported, not enforced), 1 the run failed
 // benchFlags defines bench's flags (tests build the same set).
 func benchFlags(fs *pflag.FlagSet) {
 	fs.StringSlice("peers", []string{"10"}, "number of peers; repeat or give a comma list for a sweep (1.."+strconv.Itoa(maxBenchPeers)+")")
+	fs.StringSlice("browsers", nil, "visitors are this many headless Chromium processes instead of Go peers; a comma list for a sweep (1.."+strconv.Itoa(maxBenchBrowsers)+")")
+	fs.String("chromium", "/usr/bin/chromium", "the Chromium executable for --browsers and --from-seeder")
+	fs.Bool("from-seeder", false, "measure one visitor alone against one Go seeder: a Go peer, then a Chromium tab (throughput and the tab's memory)")
 	fs.String("size", "64MiB", "size of the file every peer downloads")
 	fs.String("block-size", "256KiB", "the module's block_size (16KiB..4MiB)")
 	fs.String("origin-rate", "8MB/s", "the module's http_rate_limit: the origin's shared bandwidth")
@@ -112,6 +117,9 @@ func benchFlags(fs *pflag.FlagSet) {
 // benchConfig is bench's flags, checked.
 type benchConfig struct {
 	peers      []int
+	browsers   bool // the peers are Chromium processes
+	chromium   string
+	fromSeeder bool
 	size       int64
 	blockSize  int64
 	originRate int64
@@ -154,11 +162,26 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	if fs.NArg() != 0 {
 		return cfg, usageError{fmt.Errorf("bench takes no arguments, got %q", fs.Args())}
 	}
+	flag, most := "peers", maxBenchPeers
 	raw, _ := fs.GetStringSlice("peers")
+	if b, _ := fs.GetStringSlice("browsers"); len(b) > 0 {
+		if fs.Changed("peers") {
+			return cfg, usageError{fmt.Errorf("--browsers and --peers both name the visitors; give one")}
+		}
+		cfg.browsers, raw, flag, most = true, b, "browsers", maxBenchBrowsers
+	}
+	cfg.chromium, _ = fs.GetString("chromium")
+	cfg.fromSeeder, _ = fs.GetBool("from-seeder")
+	if cfg.fromSeeder && (fs.Changed("peers") || cfg.browsers) {
+		return cfg, usageError{fmt.Errorf("--from-seeder runs one Go peer and one browser tab; it takes no --peers or --browsers")}
+	}
+	if cfg.fromSeeder {
+		raw = []string{"1"}
+	}
 	for _, r := range raw {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
-		if err != nil || n < 1 || n > maxBenchPeers {
-			return cfg, usageError{fmt.Errorf("--peers %q: want whole numbers from 1 to %d", r, maxBenchPeers)}
+		if err != nil || n < 1 || n > most {
+			return cfg, usageError{fmt.Errorf("--%s %q: want whole numbers from 1 to %d", flag, r, most)}
 		}
 		if !slices.Contains(cfg.peers, n) {
 			cfg.peers = append(cfg.peers, n)
@@ -176,8 +199,13 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 		return cfg, err
 	}
 	if top := int64(cfg.peers[len(cfg.peers)-1]); top*cfg.size > maxBenchMemory {
-		return cfg, usageError{fmt.Errorf("--peers %d × --size %s is over the %s the bench may hold in memory",
-			top, humanize.IBytes(uint64(cfg.size)), humanize.IBytes(maxBenchMemory))}
+		return cfg, usageError{fmt.Errorf("--%s %d × --size %s is over the %s the bench may hold in memory",
+			flag, top, humanize.IBytes(uint64(cfg.size)), humanize.IBytes(maxBenchMemory))}
+	}
+	if cfg.browsers || cfg.fromSeeder {
+		if _, err := os.Stat(cfg.chromium); err != nil {
+			return cfg, fmt.Errorf("--chromium: %w (install Debian's chromium, or name the executable)", err)
+		}
 	}
 	cfg.offload, _ = fs.GetString("offload")
 	if err := checkOffloadFlag(cfg.offload); err != nil {
@@ -212,6 +240,9 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	}
 	if cfg.adversaries > 0 && cfg.visits.n > 0 {
 		return cfg, usageError{fmt.Errorf("--adversaries and --visits are separate benchmarks: give one")}
+	}
+	if (cfg.browsers || cfg.fromSeeder) && (cfg.adversaries > 0 || cfg.visits.n > 0) {
+		return cfg, usageError{fmt.Errorf("--browsers and --from-seeder run Go or browser visitors alone; --adversaries and --visits are separate benchmarks")}
 	}
 	switch {
 	case cfg.arrivals < 0 || cfg.arrivals > time.Hour:
@@ -272,6 +303,9 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit()
+	if cfg.fromSeeder {
+		return benchFromSeeder(ctx, cfg, stdout, stderr)
+	}
 	if cfg.visits.n > 0 {
 		return benchVisits(ctx, cfg, stdout, stderr)
 	}

@@ -10,7 +10,9 @@ import (
 
 // benchResult is one N's figures; its JSON is bench --json's output.
 type benchResult struct {
-	Peers           int     `json:"peers"`
+	Peers int `json:"peers"`
+	// Browsers: the peers were headless Chromium processes (--browsers).
+	Browsers        bool    `json:"browsers,omitempty"`
 	Size            int64   `json:"size"`
 	BlockSize       int64   `json:"blockSize"`
 	OriginRate      int64   `json:"originRate"`
@@ -74,7 +76,20 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 		site.stop()
 		return benchResult{}, fmt.Errorf("reference hash: %w", err)
 	}
-	p2p, err := runP2PPhase(ctx, site, cfg, "P2P", n, want, nil, prog)
+	var browsers []*benchBrowser
+	if cfg.browsers {
+		if browsers, err = launchBenchBrowsers(ctx, cfg.chromium, n); err != nil {
+			site.stop()
+			return benchResult{}, err
+		}
+		defer closeBenchBrowsers(browsers)
+	}
+	var p2p phaseResult
+	if cfg.browsers {
+		p2p, err = runBrowserPhase(ctx, browsers, site, cfg, true, want, prog)
+	} else {
+		p2p, err = runP2PPhase(ctx, site, cfg, "P2P", n, want, nil, prog)
+	}
 	site.stop()
 	if err != nil {
 		return benchResult{}, fmt.Errorf("P2P phase: %w", err)
@@ -85,7 +100,12 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 	if site, err = startBenchSite(ctx, cfg); err != nil {
 		return benchResult{}, err
 	}
-	plain, err := runHTTPPhase(ctx, site, cfg, n, want, prog)
+	var plain phaseResult
+	if cfg.browsers {
+		plain, err = runBrowserPhase(ctx, browsers, site, cfg, false, want, prog)
+	} else {
+		plain, err = runHTTPPhase(ctx, site, cfg, n, want, prog)
+	}
 	site.stop()
 	if err != nil {
 		return benchResult{}, fmt.Errorf("HTTP phase: %w", err)
@@ -99,7 +119,7 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 // summarise turns two phases into figures.
 func summarise(cfg benchConfig, n int, p2p, plain phaseResult) benchResult {
 	r := benchResult{
-		Peers: n, Size: cfg.size, BlockSize: cfg.blockSize, OriginRate: cfg.originRate,
+		Peers: n, Browsers: cfg.browsers, Size: cfg.size, BlockSize: cfg.blockSize, OriginRate: cfg.originRate,
 		OffloadPolicy: cfg.offload, ArrivalsSeconds: cfg.arrivals.Seconds(), SeedAfter: cfg.seedAfter, Churn: cfg.churn,
 		Limit:       float64(n-1) / float64(n),
 		OriginBytes: p2p.originBytes, HTTPOriginBytes: plain.originBytes,

@@ -112,6 +112,10 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--block-size", "1KiB"}, "--block-size"},
 		{[]string{"--origin-rate", "fast"}, "--origin-rate"},
 		{[]string{"--offload", "sometimes"}, "--offload"},
+		{[]string{"--browsers", "0"}, "--browsers"},
+		{[]string{"--browsers", "17"}, "from 1 to 16"},
+		{[]string{"--browsers", "2", "--peers", "3"}, "give one"},
+		{[]string{"--from-seeder", "--peers", "2"}, "--from-seeder"},
 		{[]string{"--offload", "in_flight x"}, "--offload"},
 		{[]string{"--churn", "1"}, "--churn"},
 		{[]string{"--arrivals", "-1s"}, "--arrivals"},
@@ -136,7 +140,7 @@ func TestBenchSiteCarriesOffloadPolicy(t *testing.T) {
 		"in_flight 12": `"offload":{"in_flight":12}`,
 	} {
 		cfg := benchConfig{size: 1 << 20, blockSize: 64 << 10, originRate: 8_000_000, offload: policy}
-		raw, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(benchCaddyfile("127.0.0.1:1", cfg)), nil)
+		raw, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(benchCaddyfile("127.0.0.1:1", cfg, "")), nil)
 		if err != nil {
 			t.Errorf("--offload %q: %v", policy, err)
 			continue
@@ -144,6 +148,74 @@ func TestBenchSiteCarriesOffloadPolicy(t *testing.T) {
 		if !strings.Contains(string(raw), want) || (policy == "" && strings.Contains(string(raw), `"offload"`)) {
 			t.Errorf("--offload %q: config lacks %s:\n%s", policy, want, raw)
 		}
+	}
+}
+
+// needChromium skips a test without Debian's Chromium, unless the
+// environment requires browsers (test.sh installs them).
+func needChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		if os.Getenv("P2PXHR_REQUIRE_BROWSERS") == "1" {
+			t.Fatalf("no Chromium: %v", err)
+		}
+		t.Skipf("no Chromium: %v", err)
+	}
+}
+
+// Browsers as the visitors: two Chromium processes download through the
+// module and from each other, then plainly, and the same figures come out.
+func TestBenchBrowsersJSON(t *testing.T) {
+	needChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := benchCmd(t, ctx, "--browsers", "2", "--size", "4MiB", "--origin-rate", "2MB/s", "--arrivals", "500ms",
+		"--json", "--timeout", "170s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	var res benchResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout.String())), &res); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, r.stdout)
+	}
+	if !res.Browsers || res.Peers != 2 || !res.Verified || len(res.P2PSeconds) != 2 || len(res.HTTPSeconds) != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	// The origin cap makes the second visitor want the first's blocks.
+	if res.PeerBytes <= 0 || res.Offload <= 0 || res.OriginBytes >= 2*res.Size {
+		t.Errorf("no sharing between the browsers: %d bytes from peers, offload %.3f, origin %d", res.PeerBytes, res.Offload, res.OriginBytes)
+	}
+	if res.RangeRequests == 0 || len(res.BlockHTTPCopies) == 0 {
+		t.Errorf("the access log gave no range requests: %+v", res)
+	}
+	if res.HTTPOriginBytes != 2*res.Size {
+		t.Errorf("HTTP phase origin bytes %d, want %d", res.HTTPOriginBytes, 2*res.Size)
+	}
+}
+
+// One visitor from one Go seeder: a Go peer then a tab, both verified,
+// throughput and the tab's memory reported.
+func TestBenchFromSeeder(t *testing.T) {
+	needChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := benchCmd(t, ctx, "--from-seeder", "--size", "4MiB", "--json", "--timeout", "170s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	var res seederResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout.String())), &res); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, r.stdout)
+	}
+	if !res.Verified || res.GoMBps <= 0 || res.BrowserMBps <= 0 || res.Ratio <= 0 {
+		t.Fatalf("result %+v", res)
+	}
+	// The seeder carries the file: the origin is capped and loaded.
+	if res.GoFromPeers < res.Size/2 || res.BrowserFromPeers < res.Size/2 {
+		t.Errorf("the seeder carried %d (Go) and %d (browser) of %d bytes", res.GoFromPeers, res.BrowserFromPeers, res.Size)
+	}
+	if res.BrowserRSSIdle <= 0 || res.BrowserRSSPeak < res.BrowserRSSIdle {
+		t.Errorf("browser memory idle %d, peak %d", res.BrowserRSSIdle, res.BrowserRSSPeak)
 	}
 }
 
