@@ -379,7 +379,8 @@ func (cl *client) hello(m protocol.CoordinatorMessage) bool {
 	})
 	cl.sendMessage(&protocol.Welcome{Version: protocol.CoordinatorVersion, Peer: cl.id,
 		Loaded: cl.c.loaded.Load(), Limits: cl.c.limits(), ICEServers: cl.iceServers,
-		Upload: cl.c.cfg.UploadPolicy})
+		Upload: cl.c.cfg.UploadPolicy, Assigns: true})
+	cl.iceServers = nil // told; a connection keeps nothing it no longer needs
 	return true
 }
 
@@ -424,6 +425,10 @@ func (cl *client) dispatch(m protocol.CoordinatorMessage) {
 	case *protocol.Received:
 		swarm = b.Swarm
 	case *protocol.Leave:
+		swarm = b.Swarm
+	case *protocol.Fetch:
+		swarm = b.Swarm
+	case *protocol.Release:
 		swarm = b.Swarm
 	case *protocol.Connection:
 		// Counted where the connection is, not where the swarm lives: a
