@@ -99,6 +99,8 @@ func benchFlags(fs *pflag.FlagSet) {
 	fs.String("origin-rate", "8MB/s", "the module's http_rate_limit: the origin's shared bandwidth")
 	fs.String("offload", "", "the module's offload policy (off, always, <rate>/s, in_flight <n>); default: the rate limit's pressure")
 	fs.Duration("arrivals", 5*time.Second, "peers start evenly over this window (0: all at once)")
+	fs.Bool("poisson", false, "peers arrive as a Poisson process over --arrivals instead of evenly (seeded by --rand-seed)")
+	fs.Int("busy", 0, "keep this many cores busy with other processes during the run, as a loaded visitor machine")
 	fs.Bool("seed-after", true, "peers keep seeding after completing until all are done (false: they leave)")
 	fs.Float64("churn", 0, "fraction of peers that cancel their download at a random point (0..0.9)")
 	fs.Bool("json", false, "print one JSON object per --peers value instead of a table")
@@ -125,6 +127,8 @@ type benchConfig struct {
 	originRate int64
 	offload    string
 	arrivals   time.Duration
+	poisson    bool
+	busy       int
 	seedAfter  bool
 	churn      float64
 	json       bool
@@ -212,6 +216,11 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 		return cfg, err
 	}
 	cfg.arrivals, _ = fs.GetDuration("arrivals")
+	cfg.poisson, _ = fs.GetBool("poisson")
+	cfg.busy, _ = fs.GetInt("busy")
+	if cfg.busy < 0 || cfg.busy > 64 {
+		return cfg, usageError{fmt.Errorf("--busy %d: want 0 to 64 busy processes", cfg.busy)}
+	}
 	cfg.seedAfter, _ = fs.GetBool("seed-after")
 	cfg.churn, _ = fs.GetFloat64("churn")
 	cfg.json, _ = fs.GetBool("json")
@@ -303,6 +312,13 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit()
+	if cfg.busy > 0 {
+		stopBusy, err := startBusy(ctx, cfg.busy)
+		if err != nil {
+			return fmt.Errorf("--busy: %w", err)
+		}
+		defer stopBusy()
+	}
 	if cfg.fromSeeder {
 		return benchFromSeeder(ctx, cfg, stdout, stderr)
 	}

@@ -195,7 +195,7 @@ func runBrowserPhase(ctx context.Context, bs []*benchBrowser, site *benchSite, c
 		go func() {
 			defer func() { done <- struct{}{} }()
 			o := &res.outcomes[i]
-			if o.err = waitArrival(ctx, start.Add(arrivalOffset(i, n, cfg.arrivals))); o.err != nil {
+			if o.err = waitArrival(ctx, start.Add(cfg.arrivalAt(i, n))); o.err != nil {
 				return
 			}
 			d, err := evalIn[pageDownload](ctx, b, cfg.timeout, benchDownloadJS(site.fileURL(), p2p))

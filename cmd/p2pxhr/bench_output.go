@@ -105,6 +105,12 @@ func printBenchHeader(w io.Writer, cfg benchConfig) {
 	arr := "all at once"
 	if cfg.arrivals > 0 {
 		arr = "evenly over " + cfg.arrivals.String()
+		if cfg.poisson {
+			arr = "Poisson over " + cfg.arrivals.String()
+		}
+	}
+	if cfg.busy > 0 {
+		arr += fmt.Sprintf(", %d core(s) kept busy", cfg.busy)
 	}
 	policy := cfg.offload
 	if policy == "" {
@@ -128,6 +134,8 @@ func printBenchRow(w io.Writer, r benchResult) {
 	if r.Churned > 0 {
 		fmt.Fprintf(w, "      (%d of %d peers left mid-way; times are of the %d that finished)\n", r.Churned, r.Peers, r.Peers-r.Churned)
 	}
+	fmt.Fprintf(w, "      swarm floor %.2fs (origin %.2fs, one peer from the swarm %.2fs): p2p mean / floor %.2f; load average %.2f → %.2f\n",
+		r.FloorSeconds, float64(r.Size)/float64(r.OriginRate), r.ProbeSeconds, r.FloorRatio, r.LoadAverage[0], r.LoadAverage[1])
 	if r.Failure != "" {
 		fmt.Fprintf(w, "      FAILED: %s\n", r.Failure)
 	}

@@ -21,6 +21,12 @@ type benchResult struct {
 	SeedAfter       bool    `json:"seedAfter"`
 	Churn           float64 `json:"churn"`
 	Churned         int     `json:"churned"`
+	Poisson         bool    `json:"poisson,omitempty"`
+	// Busy is how many cores other processes kept busy (--busy);
+	// LoadAverage the machine's 1-minute load average when the P2P phase
+	// started and when the HTTP phase ended.
+	Busy        int        `json:"busy,omitempty"`
+	LoadAverage [2]float64 `json:"loadAverage"`
 
 	// Offload is 1 − originBytes/deliveredBytes, both of the P2P phase,
 	// the origin's counted at the module; Limit is (N−1)/N, since the
@@ -52,6 +58,14 @@ type benchResult struct {
 	HTTPP95Seconds  float64 `json:"httpP95Seconds"`
 	// Speedup is httpMean / p2pMean; its inverse is the goal's ratio.
 	Speedup float64 `json:"speedup"`
+	// FloorSeconds is the swarm floor max(F/C_origin, F/d): no visitor can
+	// finish sooner on average than the origin can send one copy, nor than
+	// one peer can take the file in (d, measured by ProbeSeconds: one more
+	// peer downloading from the finished swarm). FloorRatio is the P2P mean
+	// over it.
+	ProbeSeconds float64 `json:"probeSeconds,omitempty"`
+	FloorSeconds float64 `json:"floorSeconds"`
+	FloorRatio   float64 `json:"floorRatio"`
 
 	// Verified: every completing peer's copy and every HTTP body hashed
 	// equal to the origin's SHA-256, and no download failed.
@@ -84,6 +98,7 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 		}
 		defer closeBenchBrowsers(browsers)
 	}
+	loadStart := loadAverage()
 	var p2p phaseResult
 	if cfg.browsers {
 		p2p, err = runBrowserPhase(ctx, browsers, site, cfg, true, want, prog)
@@ -113,14 +128,16 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 	if err := ctx.Err(); err != nil {
 		return benchResult{}, fmt.Errorf("HTTP phase: %w", err)
 	}
-	return summarise(cfg, n, p2p, plain), nil
+	r := summarise(cfg, n, p2p, plain)
+	r.LoadAverage = [2]float64{loadStart, loadAverage()}
+	return r, nil
 }
 
 // summarise turns two phases into figures.
 func summarise(cfg benchConfig, n int, p2p, plain phaseResult) benchResult {
 	r := benchResult{
 		Peers: n, Browsers: cfg.browsers, Size: cfg.size, BlockSize: cfg.blockSize, OriginRate: cfg.originRate,
-		OffloadPolicy: cfg.offload, ArrivalsSeconds: cfg.arrivals.Seconds(), SeedAfter: cfg.seedAfter, Churn: cfg.churn,
+		OffloadPolicy: cfg.offload, ArrivalsSeconds: cfg.arrivals.Seconds(), Poisson: cfg.poisson, Busy: cfg.busy, SeedAfter: cfg.seedAfter, Churn: cfg.churn,
 		Limit:       float64(n-1) / float64(n),
 		OriginBytes: p2p.originBytes, HTTPOriginBytes: plain.originBytes,
 		P2PWall: p2p.wall.Seconds(), HTTPWall: plain.wall.Seconds(),
@@ -164,6 +181,11 @@ func summarise(cfg benchConfig, n int, p2p, plain phaseResult) benchResult {
 	r.HTTPMeanSeconds, r.HTTPP50Seconds, r.HTTPP95Seconds = timeStats(r.HTTPSeconds)
 	if r.P2PMeanSeconds > 0 {
 		r.Speedup = r.HTTPMeanSeconds / r.P2PMeanSeconds
+	}
+	r.ProbeSeconds = math.Round(p2p.probe*1000) / 1000
+	r.FloorSeconds = math.Round(max(float64(cfg.size)/float64(cfg.originRate), p2p.probe)*1000) / 1000
+	if r.FloorSeconds > 0 {
+		r.FloorRatio = math.Round(r.P2PMeanSeconds/r.FloorSeconds*1000) / 1000
 	}
 	r.Verified = len(errs) == 0 && len(r.P2PSeconds) == n-r.Churned && len(r.HTTPSeconds) == n-r.Churned
 	if err := errors.Join(errs...); err != nil {

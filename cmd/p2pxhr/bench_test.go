@@ -113,6 +113,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--origin-rate", "fast"}, "--origin-rate"},
 		{[]string{"--offload", "sometimes"}, "--offload"},
 		{[]string{"--browsers", "0"}, "--browsers"},
+		{[]string{"--busy", "-1"}, "--busy"},
 		{[]string{"--browsers", "17"}, "from 1 to 16"},
 		{[]string{"--browsers", "2", "--peers", "3"}, "give one"},
 		{[]string{"--from-seeder", "--peers", "2"}, "--from-seeder"},
@@ -231,6 +232,18 @@ func TestArrivalsAndChurnPlan(t *testing.T) {
 	}
 	if got := arrivalOffset(0, 1, time.Second); got != 0 {
 		t.Errorf("a lone peer arrives at %v", got)
+	}
+	cfg := benchConfig{arrivals: time.Minute, poisson: true, randSeed: 1}
+	var prev time.Duration
+	for i := range 20 {
+		at := cfg.arrivalAt(i, 20)
+		if at < prev || at > time.Minute || at != cfg.arrivalAt(i, 20) {
+			t.Fatalf("Poisson arrival %d at %v after %v: want sorted, within the window, repeatable", i, at, prev)
+		}
+		prev = at
+	}
+	if cfg.arrivalAt(0, 20) == arrivalOffset(0, 20, time.Minute) && cfg.arrivalAt(19, 20) == time.Minute {
+		t.Error("Poisson arrivals are the even ones")
 	}
 	plan := churnPlan(10, 0.3, 1)
 	if len(plan) != 3 {
