@@ -112,6 +112,8 @@ func benchFlags(fs *pflag.FlagSet) {
 	// For explaining a missed goal with evidence, not for everyday use.
 	fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = fs.MarkHidden("cpuprofile")
+	fs.Bool("skip-http", false, "run the P2P phase only (for iterating; no P2P/HTTP figures)")
+	_ = fs.MarkHidden("skip-http")
 	_ = fs.MarkHidden("rand-seed")
 	visitFlags(fs)
 }
@@ -143,6 +145,7 @@ type benchConfig struct {
 	// coordinatorLog, if set, is where the bench site writes its
 	// coordinator's log (JSON lines), for telling who was banned.
 	coordinatorLog string
+	skipHTTP       bool
 }
 
 func cmdBench(fl caddycmd.Flags) (int, error) {
@@ -253,6 +256,7 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	if (cfg.browsers || cfg.fromSeeder) && (cfg.adversaries > 0 || cfg.visits.n > 0) {
 		return cfg, usageError{fmt.Errorf("--browsers and --from-seeder run Go or browser visitors alone; --adversaries and --visits are separate benchmarks")}
 	}
+	cfg.skipHTTP, _ = fs.GetBool("skip-http")
 	switch {
 	case cfg.arrivals < 0 || cfg.arrivals > time.Hour:
 		return cfg, usageError{fmt.Errorf("--arrivals %s: want a duration from 0 to 1h", cfg.arrivals)}
