@@ -112,8 +112,7 @@ func benchFlags(fs *pflag.FlagSet) {
 	// For explaining a missed goal with evidence, not for everyday use.
 	fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = fs.MarkHidden("cpuprofile")
-	fs.Bool("skip-http", false, "run the P2P phase only (for iterating; no P2P/HTTP figures)")
-	_ = fs.MarkHidden("skip-http")
+	fs.Bool("no-http", false, "skip the HTTP-only phase: offload, P2P times and the swarm floor only")
 	_ = fs.MarkHidden("rand-seed")
 	visitFlags(fs)
 }
@@ -234,6 +233,7 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	if err := parseVisitFlags(fs, &cfg); err != nil {
 		return cfg, err
 	}
+	cfg.skipHTTP, _ = fs.GetBool("no-http")
 	adv, _ := fs.GetString("adversaries")
 	frac, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(adv), "%"), 64)
 	if strings.HasSuffix(strings.TrimSpace(adv), "%") {
@@ -256,7 +256,6 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	if (cfg.browsers || cfg.fromSeeder) && (cfg.adversaries > 0 || cfg.visits.n > 0) {
 		return cfg, usageError{fmt.Errorf("--browsers and --from-seeder run Go or browser visitors alone; --adversaries and --visits are separate benchmarks")}
 	}
-	cfg.skipHTTP, _ = fs.GetBool("skip-http")
 	switch {
 	case cfg.arrivals < 0 || cfg.arrivals > time.Hour:
 		return cfg, usageError{fmt.Errorf("--arrivals %s: want a duration from 0 to 1h", cfg.arrivals)}
