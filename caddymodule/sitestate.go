@@ -180,6 +180,9 @@ func (s *siteState) attach(h *Handler) error {
 
 	hs := append(slices.Clone(s.live()), h)
 	s.handlers.Store(&hs)
+	// The coordinator polls the hint every second; the newest config's
+	// policy holds from its first welcome on.
+	s.coord.SetLoaded(s.current().load.Loaded())
 	return nil
 }
 

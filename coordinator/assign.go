@@ -11,8 +11,8 @@ import (
 
 // Swarm-wide HTTP coordination (docs/PROTOCOL.md §3.8). A member says how
 // many blocks it wants to fetch from the origin at once (Fetch.Want); the
-// swarm keeps it supplied with blocks that no member holds and nobody is
-// fetching, chosen at random so members spread over different blocks. Each
+// swarm keeps it supplied with blocks that no trusted member holds and
+// nobody is fetching, chosen at random so members spread over different blocks. Each
 // is leased to one member until its Have arrives, it releases it, it
 // leaves, or the lease runs out: then the block goes to someone else.
 
@@ -35,10 +35,21 @@ var leaseClock = time.Now
 // assignments is one swarm's HTTP coordination state, made on the first
 // Fetch. It keeps its own count of holders per block, updated from joins,
 // haves and leaves.
+//
+// A bitfield is a claim anyone can make. So only trusted holders keep a
+// block from being assigned: a member another network vouched for
+// (received), or one that fetched the block from the origin under its own
+// lease. A member that claims every block and serves none cannot keep the
+// origin from the swarm.
 type assignments struct {
 	holders []int32 // members holding each block
-	// free holds the blocks no member holds and none has leased; pos is
-	// each block's index in free, or -1.
+	trusted []int32 // trusted holders of each block
+	// trustedBy: members whose every block counts; own: blocks a member
+	// not trusted yet fetched under its own lease.
+	trustedBy map[*member]bool
+	own       map[*member]map[int32]bool
+	// free holds the blocks no trusted member holds and none has leased;
+	// pos is each block's index in free, or -1.
 	free []int32
 	pos  []int32
 	// leases by block; expiry orders them by end. lapsed remembers whose
@@ -84,18 +95,43 @@ func (h *leaseHolder) room() int {
 
 // newAssignments builds the state of s from its members' bitfields.
 func newAssignments(s *swarm, now func() time.Time) *assignments {
-	a := &assignments{holders: make([]int32, s.blocks), pos: make([]int32, s.blocks),
+	a := &assignments{holders: make([]int32, s.blocks), trusted: make([]int32, s.blocks), pos: make([]int32, s.blocks),
+		trustedBy: map[*member]bool{}, own: map[*member]map[int32]bool{},
 		leases: map[int32]*lease{}, lapsed: map[int32]*leaseHolder{}, members: map[string]*leaseHolder{}, now: now}
 	for _, m := range s.members {
 		a.each(m, func(b int32) { a.holders[b]++ })
+		if vouchedFor(m) {
+			a.trustedBy[m] = true
+			a.each(m, func(b int32) { a.trusted[b]++ })
+		}
 	}
 	for b := range a.pos {
 		a.pos[b] = -1
-		if a.holders[b] == 0 {
+		if a.trusted[b] == 0 {
 			a.addFree(int32(b))
 		}
 	}
 	return a
+}
+
+// vouchedFor reports whether a member of another network received a
+// verified block from m.
+func vouchedFor(m *member) bool { return networks(m.ev.credit, m.net) > 0 }
+
+// vouched records that m may now be vouched for: its blocks start to count.
+func (a *assignments) vouched(m *member) {
+	if a.trustedBy[m] || !vouchedFor(m) {
+		return
+	}
+	a.trustedBy[m] = true
+	own := a.own[m]
+	delete(a.own, m)
+	a.each(m, func(b int32) {
+		if !own[b] {
+			a.trusted[b]++
+			a.removeFree(b)
+		}
+	})
 }
 
 // each calls f for every block m holds.
@@ -154,7 +190,7 @@ func (a *assignments) drop(b int32) {
 	delete(a.leases, b)
 	heap.Remove(&a.expiry, l.index)
 	l.owner.held--
-	if a.holders[b] == 0 {
+	if a.trusted[b] == 0 {
 		a.addFree(b)
 	}
 }
@@ -169,11 +205,24 @@ func (a *assignments) expire(now time.Time) {
 	}
 }
 
-// supply gives h free blocks, at random, up to what it has room for.
+// supply gives h free blocks it lacks, at random, up to what it has room
+// for.
 func (a *assignments) supply(h *leaseHolder, now time.Time) []int {
 	var out []int
 	for n := h.room(); len(out) < n && len(a.free) > 0; {
-		b := a.free[rand.IntN(len(a.free))]
+		// A random start, then the first free block h lacks (free blocks
+		// may be held by members not trusted yet, h among them).
+		k, start := -1, rand.IntN(len(a.free))
+		for j := range len(a.free) {
+			if i := (start + j) % len(a.free); !h.mem.bits.Has(int(a.free[i])) {
+				k = i
+				break
+			}
+		}
+		if k < 0 {
+			break
+		}
+		b := a.free[k]
 		a.grant(h, b, now)
 		out = append(out, int(b))
 	}
@@ -191,7 +240,7 @@ func (a *assignments) fetch(m *member, f *protocol.Fetch) {
 		a.members[m.id] = h
 	}
 	for _, c := range f.Claim {
-		if b := int32(c); c < len(a.holders) && a.holders[b] == 0 && a.leases[b] == nil {
+		if b := int32(c); c < len(a.holders) && a.trusted[b] == 0 && a.leases[b] == nil {
 			a.grant(h, b, now)
 		}
 	}
@@ -201,22 +250,37 @@ func (a *assignments) fetch(m *member, f *protocol.Fetch) {
 	h.want = f.Want
 }
 
-// have records that m now holds b: its lease of b, or anyone's, ends. A
-// stalled member that completes a block it was fetching is stalled no more.
+// have records that m now holds b. Its own lease of b ends; anyone's ends
+// once a trusted member holds b. A stalled member that completes a block
+// it was fetching is stalled no more.
 func (a *assignments) have(m *member, b int32) {
 	a.holders[b]++
-	a.removeFree(b)
+	l := a.leases[b]
+	mine := l != nil && l.owner.mem == m
+	switch {
+	case a.trustedBy[m]:
+		a.trusted[b]++
+	case mine:
+		// Fetched from the origin under its own lease.
+		if a.own[m] == nil {
+			a.own[m] = map[int32]bool{}
+		}
+		a.own[m][b] = true
+		a.trusted[b]++
+	}
+	if a.trusted[b] > 0 {
+		a.removeFree(b)
+	}
 	if h := a.lapsed[b]; h != nil {
 		if h.mem == m {
 			h.stalled = false
 		}
 		delete(a.lapsed, b)
 	}
-	l := a.leases[b]
-	if l == nil {
+	if l == nil || (!mine && a.trusted[b] == 0) {
 		return
 	}
-	if l.owner.mem == m {
+	if mine {
 		d := a.now().Sub(l.start)
 		if a.mean == 0 {
 			a.mean = d
@@ -240,20 +304,34 @@ func (a *assignments) release(m *member, blocks []int) {
 	}
 }
 
-// joined counts a new member's blocks.
+// joined counts a new member's blocks (they count for assignments once
+// it is vouched for).
 func (a *assignments) joined(m *member) {
+	trusted := vouchedFor(m)
+	if trusted {
+		a.trustedBy[m] = true
+	}
 	a.each(m, func(b int32) {
 		a.holders[b]++
-		a.removeFree(b)
+		if trusted {
+			a.trusted[b]++
+			a.removeFree(b)
+		}
 	})
 }
 
 // left forgets a member: its leases end, and blocks only it held are free
 // again (someone must fetch them from the origin once more).
 func (a *assignments) left(m *member) {
+	trusted, own := a.trustedBy[m], a.own[m]
+	delete(a.trustedBy, m)
+	delete(a.own, m)
 	a.each(m, func(b int32) {
-		if a.holders[b]--; a.holders[b] == 0 && a.leases[b] == nil {
-			a.addFree(b)
+		a.holders[b]--
+		if trusted || own[b] {
+			if a.trusted[b]--; a.trusted[b] == 0 && a.leases[b] == nil {
+				a.addFree(b)
+			}
 		}
 	})
 	for b, l := range a.leases {

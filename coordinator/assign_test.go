@@ -40,6 +40,20 @@ func (h *assignHarness) fetch(id string, want int, claim ...int) map[string][]in
 	return h.assigned()
 }
 
+// vouch has a member of another network vouch for id, as the received
+// message does: its blocks count from then on.
+func (h *assignHarness) vouch(id string) map[string][]int {
+	s := h.tab.swarms[h.swid]
+	m := s.members[id]
+	addTo(&m.ev.credit, "witness-"+id, "witness-net")
+	h.out = nil
+	if s.assign != nil {
+		s.assign.vouched(m)
+		h.tab.pushAssigns(s)
+	}
+	return h.assigned()
+}
+
 func (h *assignHarness) do(id string, m protocol.CoordinatorMessage) map[string][]int {
 	h.send(id, m)
 	return h.assigned()
@@ -74,6 +88,7 @@ func (h *assignHarness) assigned() map[string][]int {
 func TestAssignSpreadsBlocksNobodyHolds(t *testing.T) {
 	h := newAssignHarness(t, 16)
 	h.joinWith("seeder-ish", 0, 1, 2, 3)
+	h.vouch("seeder-ish")
 	h.joinWith("a")
 	h.joinWith("b")
 	got := map[int]string{}
@@ -185,6 +200,7 @@ func TestAssignEachBlockOnceWhileHealthy(t *testing.T) {
 func TestAssignLeaverReleasesAtOnce(t *testing.T) {
 	h := newAssignHarness(t, 4)
 	h.joinWith("holder", 3)
+	h.vouch("holder")
 	h.joinWith("a")
 	h.joinWith("b")
 	gotA := h.fetch("a", 3)["a"]
@@ -280,4 +296,32 @@ func sorted(b []int) []int {
 	s := slices.Clone(b)
 	slices.Sort(s)
 	return s
+}
+
+// A member that claims every block but nobody vouches for keeps nothing
+// from being assigned; once another network vouches for it (it served a
+// verified block), its blocks travel between peers instead.
+func TestAssignIgnoresClaimsNobodyVouchesFor(t *testing.T) {
+	h := newAssignHarness(t, 4)
+	h.joinWith("claims-all", 0, 1, 2, 3)
+	h.joinWith("a")
+	if got := h.fetch("a", 2)["a"]; len(got) != 2 {
+		t.Fatalf("a got %v: the claims of a member nobody vouched for kept the origin from it", got)
+	}
+	h.joinWith("b")
+	h.vouch("claims-all")
+	if got := h.fetch("b", 2)["b"]; len(got) != 0 {
+		t.Fatalf("b got %v, though a vouched member holds every block", got)
+	}
+	// What a fetched under its own lease counts as well, vouched or not.
+	h.fetch("a", 0)
+	first := h.tab.swarms[h.swid].assign
+	for b, l := range first.leases {
+		if l.owner.mem.id == "a" {
+			h.have("a", int(b))
+			if first.trusted[b] != 2 {
+				t.Fatalf("block %d fetched under a's lease: %d trusted holders, want 2", b, first.trusted[b])
+			}
+		}
+	}
 }
