@@ -56,7 +56,7 @@ type origin struct {
 	bytesPerSec int
 	ranges      atomic.Int64 // range requests answered
 	onRange     func(n int64)
-	onRangeReq  func(r *http.Request) // sees each range request answered
+	onRangeReq  func(r *http.Request)    // sees each range request answered
 	coord       *coordinator.Coordinator // set by newCoordOrigin
 }
 
