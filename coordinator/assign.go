@@ -37,7 +37,7 @@ var leaseClock = time.Now
 // haves and leaves.
 //
 // A bitfield is a claim anyone can make. So only trusted holders keep a
-// block from being assigned: a member another network vouched for
+// block from being assigned: a member another member vouched for
 // (received), or one that fetched the block from the origin under its own
 // lease. A member that claims every block and serves none cannot keep the
 // origin from the swarm.
@@ -114,9 +114,10 @@ func newAssignments(s *swarm, now func() time.Time) *assignments {
 	return a
 }
 
-// vouchedFor reports whether a member of another network received a
-// verified block from m.
-func vouchedFor(m *member) bool { return networks(m.ev.credit, m.net) > 0 }
+// vouchedFor reports whether another member received a verified block
+// from m (any network: a wrong vouch only delays the origin, so members of
+// one network, the visitors of one office, count for each other here).
+func vouchedFor(m *member) bool { return len(m.ev.credit) > 0 }
 
 // vouched records that m may now be vouched for: its blocks start to count.
 func (a *assignments) vouched(m *member) {
