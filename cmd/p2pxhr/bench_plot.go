@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/dustin/go-humanize"
 
@@ -11,7 +12,8 @@ import (
 )
 
 // writeBenchPlot draws one completion-time CDF panel per N (P2P against
-// HTTP only) and, for a sweep, offload and mean completion against N.
+// HTTP only) and, for a sweep, offload and mean completion against N; then
+// how many times each block left the origin.
 func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 	var panels []benchplot.Panel
 	for _, r := range results {
@@ -54,6 +56,9 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 				},
 			})
 	}
+	if copies := copiesPanel(results); len(copies.Series) > 0 {
+		panels = append(panels, copies)
+	}
 	arr := "at once"
 	if cfg.arrivals > 0 {
 		arr = "over " + cfg.arrivals.String()
@@ -68,4 +73,32 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 		return err
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// copiesPanel shows, for each N, the fraction of blocks that left the
+// origin k times (the P2P peers' range requests): 1 is the ideal.
+func copiesPanel(results []benchResult) benchplot.Panel {
+	p := benchplot.Panel{Title: "origin copies per block (P2P phase)", XLabel: "times a block left the origin",
+		YLabel: "fraction of blocks", YMin: 0, YMax: 1}
+	for _, r := range results {
+		most, total := 0, 0
+		for k, n := range r.BlockHTTPCopies {
+			c, err := strconv.Atoi(k)
+			if err != nil {
+				continue
+			}
+			most = max(most, c)
+			total += n
+		}
+		if total == 0 {
+			continue
+		}
+		sr := benchplot.Series{Name: fmt.Sprintf("N = %d (%.2f copies of the file)", r.Peers, float64(r.OriginBytes)/float64(r.Size)), Markers: true}
+		for c := 1; c <= most; c++ {
+			sr.X = append(sr.X, float64(c))
+			sr.Y = append(sr.Y, float64(r.BlockHTTPCopies[strconv.Itoa(c)])/float64(total))
+		}
+		p.Series = append(p.Series, sr)
+	}
+	return p
 }

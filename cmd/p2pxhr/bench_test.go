@@ -81,7 +81,7 @@ func TestBenchEndToEndJSON(t *testing.T) {
 			t.Errorf("N=%v: HTTP phase origin bytes %v, want N×size = %v", n, got, want)
 		}
 	}
-	checkPlot(t, plot, "P2P", "HTTP only", "offload")
+	checkPlot(t, plot, "P2P", "HTTP only", "offload", "copies of the file")
 }
 
 func TestBenchTableAndChurn(t *testing.T) {
