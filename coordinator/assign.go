@@ -9,7 +9,7 @@ import (
 	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
-// Swarm-wide HTTP coordination (docs/PROTOCOL.md §3.8). A member says how
+// Swarm-wide HTTP coordination (docs/PROTOCOL.md §3.9). A member says how
 // many blocks it wants to fetch from the origin at once (Fetch.Want); the
 // swarm keeps it supplied with blocks that no trusted member holds and
 // nobody is fetching, chosen at random so members spread over different blocks. Each

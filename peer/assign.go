@@ -7,7 +7,7 @@ import (
 )
 
 // HTTPAssigner is a Signaller whose coordinator hands out the blocks to
-// fetch from the origin (docs/PROTOCOL.md §3.8), so that each block leaves
+// fetch from the origin (docs/PROTOCOL.md §3.9), so that each block leaves
 // the origin about once per swarm. A Client uses it when its Signaller
 // has it; CoordClient does.
 type HTTPAssigner interface {

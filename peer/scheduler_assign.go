@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Coordinated HTTP (docs/PROTOCOL.md §3.8 and §4.3): when the coordinator
+// Coordinated HTTP (docs/PROTOCOL.md §3.9 and §4.3): when the coordinator
 // hands out blocks to fetch from the origin, HTTP takes those, and on its
 // own only what nobody can give: a block whose peer request failed with no
 // other connected holder (unless the server is loaded: then it waits for

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Swarm-wide HTTP coordination (docs/PROTOCOL.md section 3.8): the
+// Swarm-wide HTTP coordination (docs/PROTOCOL.md section 3.9): the
 // coordinator, which sees every member's blocks, hands out the blocks
 // nobody holds as leases, so that each block leaves the origin about once
 // per swarm instead of once per member that happens to want it.

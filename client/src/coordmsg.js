@@ -36,7 +36,7 @@ export function connection(swarm, peer, result, path) {
   return m;
 }
 
-/** Leases wanted at once, and blocks fetched from the origin on our own (docs/PROTOCOL.md 3.8). */
+/** Leases wanted at once, and blocks fetched from the origin on our own (docs/PROTOCOL.md 3.9). */
 export function fetch(swarm, want, claim) {
   const m = { type: 'fetch', swarm, want };
   if (claim && claim.length) m.claim = claim;

@@ -4,7 +4,7 @@
 // states the policy. Pure bookkeeping: no I/O, times passed in as ms.
 
 const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000, lonelyGrace: 500, peerGrace: 1000, maxRejects: 16, coordinationGrace: 500, starveGrace: 2000 };
-// Coordinated HTTP (docs/PROTOCOL.md 3.8): off (local rules), expected (the
+// Coordinated HTTP (docs/PROTOCOL.md 3.9): off (local rules), expected (the
 // coordinator's assignments are on their way), on.
 const COORD_OFF = 0, COORD_EXPECTED = 1, COORD_ON = 2;
 const NOT_HAVE = 2; // wire.REJECT_NOT_HAVE
