@@ -236,26 +236,12 @@ func (s *benchSite) originCopy(ctx context.Context, size int64) (*memFile, [sha2
 // members.
 func (s *benchSite) waitMembers(ctx context.Context, n int) error {
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/_p2pxhr/stats", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		var st struct {
-			Swarm struct {
-				Members int `json:"members"`
-			} `json:"swarm"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		if err == nil && st.Swarm.Members == n {
+		members, err := s.swarmMembers(ctx)
+		if err == nil && members == n {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("swarm members: %d, want %d", st.Swarm.Members, n)
+			return fmt.Errorf("swarm members: %d, want %d (%v)", members, n, err)
 		}
 		select {
 		case <-ctx.Done():
