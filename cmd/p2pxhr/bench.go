@@ -208,11 +208,6 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 		return cfg, usageError{fmt.Errorf("--%s %d × --size %s is over the %s the bench may hold in memory",
 			flag, top, humanize.IBytes(uint64(cfg.size)), humanize.IBytes(maxBenchMemory))}
 	}
-	if cfg.browsers || cfg.fromSeeder {
-		if _, err := os.Stat(cfg.chromium); err != nil {
-			return cfg, fmt.Errorf("--chromium: %w (install Debian's chromium, or name the executable)", err)
-		}
-	}
 	cfg.offload, _ = fs.GetString("offload")
 	if err := checkOffloadFlag(cfg.offload); err != nil {
 		return cfg, err
@@ -263,6 +258,12 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 		return cfg, usageError{fmt.Errorf("--churn %v: want a fraction from 0 to 0.9 (someone must finish)", cfg.churn)}
 	case cfg.timeout <= 0:
 		return cfg, usageError{fmt.Errorf("--timeout %s: want a positive duration", cfg.timeout)}
+	}
+	// Last: a usage error is reported even where Chromium is missing.
+	if cfg.browsers || cfg.fromSeeder {
+		if _, err := os.Stat(cfg.chromium); err != nil {
+			return cfg, fmt.Errorf("--chromium: %w (install Debian's chromium, or name the executable)", err)
+		}
 	}
 	return cfg, nil
 }

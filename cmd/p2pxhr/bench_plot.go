@@ -13,7 +13,8 @@ import (
 
 // writeBenchPlot draws one completion-time CDF panel per N (P2P against
 // HTTP only) and, for a sweep, offload and mean completion against N; then
-// how many times each block left the origin.
+// how many times each block left the origin. With --no-http P2P is drawn
+// against the swarm floor instead.
 func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 	var panels []benchplot.Panel
 	for _, r := range results {
@@ -21,13 +22,13 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 		if r.Churned > 0 {
 			title += fmt.Sprintf(" (%d left mid-way)", r.Churned)
 		}
+		series := []benchplot.Series{benchplot.CDF(fmt.Sprintf("P2P (mean %.1fs)", r.P2PMeanSeconds), r.P2PSeconds)}
+		if !cfg.skipHTTP {
+			series = append(series, benchplot.CDF(fmt.Sprintf("HTTP only (mean %.1fs)", r.HTTPMeanSeconds), r.HTTPSeconds))
+		}
 		panels = append(panels, benchplot.Panel{
 			Title: title, XLabel: "seconds from arrival", YLabel: "fraction of downloads done",
-			YMin: 0, YMax: 1,
-			Series: []benchplot.Series{
-				benchplot.CDF(fmt.Sprintf("P2P (mean %.1fs)", r.P2PMeanSeconds), r.P2PSeconds),
-				benchplot.CDF(fmt.Sprintf("HTTP only (mean %.1fs)", r.HTTPMeanSeconds), r.HTTPSeconds),
-			},
+			YMin: 0, YMax: 1, Series: series,
 		})
 	}
 	if len(results) > 1 {
@@ -37,7 +38,15 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 			off = append(off, r.Offload)
 			lim = append(lim, r.Limit)
 			p2p = append(p2p, r.P2PMeanSeconds)
-			plain = append(plain, r.HTTPMeanSeconds)
+			if cfg.skipHTTP {
+				plain = append(plain, r.FloorSeconds)
+			} else {
+				plain = append(plain, r.HTTPMeanSeconds)
+			}
+		}
+		other := benchplot.Series{Name: "HTTP only", X: ns, Y: plain, Markers: true}
+		if cfg.skipHTTP {
+			other = benchplot.Series{Name: "swarm floor max(F/C, F/d)", X: ns, Y: plain, Dashed: true, Color: "#888"}
 		}
 		panels = append(panels,
 			benchplot.Panel{
@@ -52,7 +61,7 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 				Title: "mean completion against N", XLabel: "peers (N)", YLabel: "seconds",
 				Series: []benchplot.Series{
 					{Name: "P2P", X: ns, Y: p2p, Markers: true},
-					{Name: "HTTP only", X: ns, Y: plain, Markers: true},
+					other,
 				},
 			})
 	}

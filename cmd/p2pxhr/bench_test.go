@@ -84,6 +84,25 @@ func TestBenchEndToEndJSON(t *testing.T) {
 	checkPlot(t, plot, "P2P", "HTTP only", "offload", "copies of the file")
 }
 
+// With --no-http there is no HTTP-only phase to draw: the plot compares
+// P2P with the swarm floor instead of an empty "HTTP only" series.
+func TestBenchNoHTTPPlot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	plot := filepath.Join(t.TempDir(), "out.svg")
+	r := benchCmd(t, ctx, "--peers", "2,3", "--size", "1MiB", "--block-size", "64KiB",
+		"--origin-rate", "64MB/s", "--arrivals", "200ms", "--no-http", "--json", "--plot", plot, "--timeout", "50s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	series := checkPlot(t, plot, "P2P", "swarm floor", "offload", "copies of the file")
+	for _, s := range series {
+		if strings.Contains(s, "HTTP only") {
+			t.Errorf("plot has an HTTP-only series %q without an HTTP phase", s)
+		}
+	}
+}
+
 func TestBenchTableAndChurn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -117,6 +136,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--browsers", "17"}, "from 1 to 16"},
 		{[]string{"--browsers", "2", "--peers", "3"}, "give one"},
 		{[]string{"--from-seeder", "--peers", "2"}, "--from-seeder"},
+		{[]string{"--browsers", "2", "--visits", "3"}, "separate benchmarks"},
+		{[]string{"--from-seeder", "--adversaries", "20%"}, "separate benchmarks"},
 		{[]string{"--offload", "in_flight x"}, "--offload"},
 		{[]string{"--churn", "1"}, "--churn"},
 		{[]string{"--arrivals", "-1s"}, "--arrivals"},
@@ -263,8 +284,9 @@ func TestArrivalsAndChurnPlan(t *testing.T) {
 	}
 }
 
-// checkPlot parses an SVG and checks it names each series.
-func checkPlot(t *testing.T, path string, names ...string) {
+// checkPlot parses an SVG and checks it names each series; it returns
+// every series' name.
+func checkPlot(t *testing.T, path string, names ...string) []string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -302,6 +324,7 @@ func checkPlot(t *testing.T, path string, names ...string) {
 			t.Errorf("plot has no %q series; has %q", n, series)
 		}
 	}
+	return series
 }
 
 // The visits scenario end to end, small: visitors one at a time; with
