@@ -27,6 +27,11 @@ const (
 	// leaseTick is how often the coordinator ends leases that ran out and
 	// hands their blocks on, when nothing else happens in a swarm.
 	leaseTick = 250 * time.Millisecond
+	// rejoinGrace: the blocks a trusted member held stay counted this long
+	// after it leaves, and count again if it rejoins on the same
+	// connection meanwhile (a Go peer's download ends and its seeding
+	// starts), rather than going back to the origin at once.
+	rejoinGrace = 2 * time.Second
 )
 
 // leaseClock is the time leases are measured by; tests set their own.
@@ -58,11 +63,22 @@ type assignments struct {
 	lapsed  map[int32]*leaseHolder
 	expiry  leaseHeap
 	members map[string]*leaseHolder
+	// departed: members that left holding trusted blocks, by peer id,
+	// within rejoinGrace.
+	departed map[string]*departed
 	// mean is the recent mean fetch time (assignment to Have), 0 until
 	// one completes.
 	mean time.Duration
 	now  func() time.Time
 	seq  uint64 // Fetches seen, to order waiting members
+}
+
+// departed is what a member that left still counts for, until it rejoins
+// or rejoinGrace passes.
+type departed struct {
+	at      time.Time
+	trusted bool    // vouched for: all its blocks counted
+	counted []int32 // the blocks it counted for in trusted
 }
 
 type lease struct {
@@ -97,7 +113,8 @@ func (h *leaseHolder) room() int {
 func newAssignments(s *swarm, now func() time.Time) *assignments {
 	a := &assignments{holders: make([]int32, s.blocks), trusted: make([]int32, s.blocks), pos: make([]int32, s.blocks),
 		trustedBy: map[*member]bool{}, own: map[*member]map[int32]bool{},
-		leases: map[int32]*lease{}, lapsed: map[int32]*leaseHolder{}, members: map[string]*leaseHolder{}, now: now}
+		leases: map[int32]*lease{}, lapsed: map[int32]*leaseHolder{}, members: map[string]*leaseHolder{},
+		departed: map[string]*departed{}, now: now}
 	for _, m := range s.members {
 		a.each(m, func(b int32) { a.holders[b]++ })
 		if vouchedFor(m) {
@@ -306,35 +323,80 @@ func (a *assignments) release(m *member, blocks []int) {
 }
 
 // joined counts a new member's blocks (they count for assignments once
-// it is vouched for).
+// it is vouched for). A member rejoining within rejoinGrace keeps the
+// standing its blocks had: those it still holds stay counted.
 func (a *assignments) joined(m *member) {
-	trusted := vouchedFor(m)
+	d := a.departed[m.id]
+	delete(a.departed, m.id)
+	trusted := vouchedFor(m) || (d != nil && d.trusted)
 	if trusted {
 		a.trustedBy[m] = true
 	}
+	kept := map[int32]bool{}
+	if d != nil {
+		for _, b := range d.counted {
+			kept[b] = false
+		}
+	}
 	a.each(m, func(b int32) {
 		a.holders[b]++
-		if trusted {
+		if _, ok := kept[b]; ok {
+			kept[b] = true
+			if !trusted {
+				if a.own[m] == nil {
+					a.own[m] = map[int32]bool{}
+				}
+				a.own[m][b] = true
+			}
+		} else if trusted {
 			a.trusted[b]++
 			a.removeFree(b)
 		}
 	})
+	for b, still := range kept {
+		if !still {
+			a.untrust(b)
+		}
+	}
 }
 
-// left forgets a member: its leases end, and blocks only it held are free
-// again (someone must fetch them from the origin once more).
+// untrust takes one trusted holder off b, freeing b when none is left.
+func (a *assignments) untrust(b int32) {
+	if a.trusted[b]--; a.trusted[b] == 0 && a.leases[b] == nil {
+		a.addFree(b)
+	}
+}
+
+// forget ends the grace of members that left more than rejoinGrace ago:
+// blocks only they held are free again.
+func (a *assignments) forget(now time.Time) {
+	for id, d := range a.departed {
+		if now.Sub(d.at) >= rejoinGrace {
+			delete(a.departed, id)
+			for _, b := range d.counted {
+				a.untrust(b)
+			}
+		}
+	}
+}
+
+// left forgets a member: its leases end at once, and blocks only it held
+// are free again after rejoinGrace unless it rejoins (someone must fetch
+// them from the origin once more).
 func (a *assignments) left(m *member) {
 	trusted, own := a.trustedBy[m], a.own[m]
 	delete(a.trustedBy, m)
 	delete(a.own, m)
+	var counted []int32
 	a.each(m, func(b int32) {
 		a.holders[b]--
 		if trusted || own[b] {
-			if a.trusted[b]--; a.trusted[b] == 0 && a.leases[b] == nil {
-				a.addFree(b)
-			}
+			counted = append(counted, b)
 		}
 	})
+	if len(counted) > 0 {
+		a.departed[m.id] = &departed{at: a.now(), trusted: trusted, counted: counted}
+	}
 	for b, l := range a.leases {
 		if l.owner.mem == m {
 			a.drop(b)
@@ -359,6 +421,7 @@ type pushed struct {
 func (a *assignments) serve() []pushed {
 	now := a.now()
 	a.expire(now)
+	a.forget(now)
 	if len(a.free) == 0 {
 		return nil
 	}
@@ -465,7 +528,7 @@ func (t *swarmTable) tickLeases() {
 	defer t.mu.Unlock()
 	t.node = ""
 	for _, s := range t.swarms {
-		if s.assign != nil && len(s.assign.expiry) > 0 {
+		if s.assign != nil && (len(s.assign.expiry) > 0 || len(s.assign.departed) > 0) {
 			t.pushAssigns(s)
 		}
 	}

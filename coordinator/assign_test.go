@@ -219,8 +219,55 @@ func TestAssignLeaverReleasesAtOnce(t *testing.T) {
 		t.Fatalf("b is full (2 leases) but was pushed %v", pushed)
 	}
 	h.have("b", pushed["b"]...)
+	// Block 3's only holder may come back within rejoinGrace; then the
+	// block is the origin's again.
+	h.now = h.now.Add(rejoinGrace)
+	h.tick()
 	if s := h.tab.swarms[h.swid]; s.assign.holders[3] != 0 || s.assign.pos[3] < 0 && s.assign.leases[3] == nil {
 		t.Fatal("block 3, whose only holder left, is neither free nor leased")
+	}
+}
+
+// A member that fetched a block from the origin, left and rejoined on the
+// same connection (a Go peer's download ending and its seeding starting)
+// still counts for it: the block is not assigned to anyone else. Before,
+// the rejoined member was a stranger again and the block left the origin
+// twice (peer's TestSwarmFetchesEachBlockOnceFromOrigin failed about one
+// run in five under load).
+func TestAssignRejoinKeepsStanding(t *testing.T) {
+	h := newAssignHarness(t, 2)
+	h.joinWith("a")
+	h.joinWith("b")
+	got := h.fetch("a", 1)["a"]
+	if len(got) != 1 {
+		t.Fatalf("a got %v, want one block", got)
+	}
+	mine := got[0]
+	h.have("a", mine)
+	h.fetch("a", 0)
+	h.do("a", &protocol.Leave{Swarm: h.swid})
+	h.joinWith("a", mine)
+	pushed := h.fetch("b", 2)
+	if slices.Contains(pushed["b"], mine) {
+		t.Fatalf("b was assigned block %d, which a fetched and still holds after rejoining: %v", mine, pushed)
+	}
+	h.now = h.now.Add(2 * rejoinGrace)
+	if pushed := h.tick(); slices.Contains(pushed["b"], mine) {
+		t.Fatalf("after the grace b was assigned block %d, which a still holds: %v", mine, pushed)
+	}
+
+	// Leaving for good: the block is the origin's again after the grace.
+	h.do("a", &protocol.Leave{Swarm: h.swid})
+	if pushed := h.tick(); slices.Contains(pushed["b"], mine) {
+		t.Fatalf("block %d assigned at once after its holder left: %v", mine, pushed)
+	}
+	h.now = h.now.Add(rejoinGrace)
+	pushed = h.have("b", 1-mine) // b completes its other block: room for more
+	if !slices.Contains(pushed["b"], mine) {
+		pushed = h.tick()
+	}
+	if !slices.Contains(pushed["b"], mine) {
+		t.Fatalf("after the grace block %d, whose only holder left, was not assigned: %v", mine, pushed)
 	}
 }
 
