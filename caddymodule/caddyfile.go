@@ -22,7 +22,7 @@ func init() {
 }
 
 // subdirectives lists what the p2pxhr block accepts, for error messages.
-const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, inject, inject_exclude, allowed_origins, max_neighbours, max_connections_per_address, ab, dashboard, auto, ice_server, stun, turn, upload, service_worker, backplane"
+const subdirectives = "prefix, paths, min_size, max_size, block_size, cache_size, http_rate_limit, offload, inject, inject_exclude, allowed_origins, max_neighbours, max_connections_per_address, ab, dashboard, auto, ice_server, stun, turn, upload, service_worker, backplane"
 
 // parseDirective reads a p2pxhr directive. A path matcher on its line
 // (`p2pxhr /downloads/*`, or `@name` defined by path patterns alone) says
@@ -92,6 +92,7 @@ func matcherPaths(set map[string]json.RawMessage) ([]string, error) {
 //	    block_size       <size>
 //	    cache_size       <size>|off
 //	    http_rate_limit  <size>[/s]
+//	    offload          off|always|<size>/s|in_flight <n>
 //	    inject           on|off
 //	    inject_exclude   <paths...>
 //	    allowed_origins  <origins...>
@@ -171,6 +172,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.HTTPRateLimit = v
+		case "offload":
+			if err := parseOffload(d, h); err != nil {
+				return err
+			}
 		case "inject":
 			if !d.NextArg() || (d.Val() != "on" && d.Val() != "off") {
 				return d.Errf("inject takes on or off")

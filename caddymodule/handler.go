@@ -73,6 +73,11 @@ type Handler struct {
 	// server in staging and demos. Zero means no limit.
 	HTTPRateLimit int64 `json:"http_rate_limit,omitempty"`
 
+	// Offload says when the server counts as loaded, so that clients lean
+	// on peers harder (loadpolicy.go). Default: while HTTPRateLimit holds
+	// responses back.
+	Offload *OffloadPolicy `json:"offload,omitempty"`
+
 	// AB splits visitors into A/B groups: this percentage (0-100) is
 	// assigned to the P2P group, the rest download over HTTP only and
 	// report the same way. Unset: every visitor uses P2P, no cookie.
@@ -142,6 +147,7 @@ type Handler struct {
 	manifests *manifestService
 	ranges    *rangeCache
 	limiter   *byteLimiter
+	load      *loadSignal
 	client    *clientAsset
 	worker    *workerScript
 	injector  *inject.Injector
@@ -190,6 +196,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.registry = ctx.GetMetricsRegistry()
 	h.metrics = metricsFor(h.registry)
 	h.limiter = newByteLimiter(h.HTTPRateLimit)
+	h.load = newLoadSignal(h.Offload, h.limiter)
 	if err := h.provisionICE(ctx); err != nil {
 		return fmt.Errorf("p2pxhr: %w", err)
 	}
@@ -311,6 +318,11 @@ func (h *Handler) Validate() error {
 	}
 	if h.AB != nil && (*h.AB < 0 || *h.AB > 100) {
 		return fmt.Errorf("p2pxhr: ab %v is not a percentage between 0 and 100", *h.AB)
+	}
+	if h.Offload != nil {
+		if err := h.Offload.validate(); err != nil {
+			return err
+		}
 	}
 	if h.HTTPRateLimit < 0 {
 		return fmt.Errorf("p2pxhr: http_rate_limit %d is negative", h.HTTPRateLimit)

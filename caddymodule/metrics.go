@@ -101,6 +101,7 @@ type coordinatorCollector struct {
 	coords map[*coordinator.Coordinator]struct{}
 
 	peers, swarms, members, signals, reports, bans *prometheus.Desc
+	loaded                                         *prometheus.Desc
 	nodePeers, nodeSwarms                          *prometheus.Desc
 	connections                                    *prometheus.Desc
 	seeders, seedCached, seedUploaded              *prometheus.Desc
@@ -118,6 +119,7 @@ func newCoordinatorCollector() *coordinatorCollector {
 		signals: d("signals_relayed_total", "Signalling messages relayed between introduced peers."),
 		reports: d("peer_reports_total", "Reports of peers that sent bad blocks or broke the protocol."),
 		bans:    d("bans_total", "Peers banned from a swarm after reports."),
+		loaded:  d("server_loaded", "p2pxhr sites whose server counts as loaded now (the offload policy), so clients lean on peers: 0 or 1 with one site."),
 		nodePeers: prometheus.NewDesc("p2pxhr_cluster_node_peers",
 			"With a NATS backplane: peers connected to each node of the cluster, as this node last heard.", []string{"node"}, nil),
 		connections: prometheus.NewDesc("p2pxhr_peer_connections_total",
@@ -145,7 +147,7 @@ func (c *coordinatorCollector) remove(co *coordinator.Coordinator) {
 
 // Describe implements prometheus.Collector.
 func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans, c.nodePeers, c.nodeSwarms, c.connections, c.seeders, c.seedCached, c.seedUploaded} {
+	for _, d := range []*prometheus.Desc{c.peers, c.swarms, c.members, c.signals, c.reports, c.bans, c.loaded, c.nodePeers, c.nodeSwarms, c.connections, c.seeders, c.seedCached, c.seedUploaded} {
 		ch <- d
 	}
 }
@@ -155,9 +157,12 @@ func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	var sum coordinator.Stats
 	nodes := map[string]coordinator.NodeStats{}
 	connected := map[string]int64{}
-	var failed int64
+	var failed, loaded int64
 	c.mu.Lock()
 	for co := range c.coords {
+		if co.Loaded() {
+			loaded++
+		}
 		s := co.Stats()
 		for id, n := range s.Nodes {
 			nodes[id] = n
@@ -186,6 +191,7 @@ func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.seeders, prometheus.GaugeValue, float64(sum.Seeding.Peers))
 	ch <- prometheus.MustNewConstMetric(c.seedCached, prometheus.GaugeValue, float64(sum.Seeding.CachedBytes))
 	ch <- prometheus.MustNewConstMetric(c.seedUploaded, prometheus.CounterValue, float64(sum.Seeding.BytesUploaded))
+	ch <- prometheus.MustNewConstMetric(c.loaded, prometheus.GaugeValue, float64(loaded))
 	// Every path is exported from the start, so rates over them work
 	// before the first attempt of each kind.
 	for _, path := range []string{protocol.PathHost, protocol.PathSrflx, protocol.PathPrflx, protocol.PathRelay} {

@@ -19,6 +19,7 @@ func (h *Handler) serveResource(w http.ResponseWriter, r *http.Request, next cad
 		return next.ServeHTTP(w, r)
 	}
 	rw := &resourceWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, req: r}
+	defer rw.ended()
 	err := serveStoppable(func() error { return next.ServeHTTP(rw, r) },
 		func() bool { return rw.mode == modeCacheHit })
 	return rw.finish(err)
@@ -43,6 +44,8 @@ type resourceWriter struct {
 	h    *Handler
 	req  *http.Request
 	mode writerMode
+	// shared: counted in the load signal's responses in flight.
+	shared bool
 
 	file     *os.File // the cached copy being read or filled
 	cacheKey string
@@ -59,6 +62,10 @@ func (rw *resourceWriter) WriteHeader(status int) {
 		return
 	}
 	rw.mode = rw.decide(status)
+	if rw.mode != modePass {
+		rw.shared = true
+		rw.h.load.begin()
+	}
 	if rw.mode == modePass || rw.mode == modePaced {
 		rw.ResponseWriterWrapper.WriteHeader(status)
 	}
@@ -134,6 +141,13 @@ func (rw *resourceWriter) Flush() {
 	}
 }
 
+// ended counts a shareable response finished, however it ended.
+func (rw *resourceWriter) ended() {
+	if rw.shared {
+		rw.h.load.end()
+	}
+}
+
 // finish completes a cached response once the origin is done.
 func (rw *resourceWriter) finish(originErr error) error {
 	switch rw.mode {
@@ -181,6 +195,7 @@ func (h *Handler) countOrigin(r *http.Request, n int) {
 	if n > 0 {
 		h.origin.add(r.URL.Path, int64(n))
 		h.metrics.originBytes.Add(float64(n))
+		h.load.sent(n)
 	}
 }
 

@@ -180,6 +180,9 @@ func (s *siteState) attach(h *Handler) error {
 
 	hs := append(slices.Clone(s.live()), h)
 	s.handlers.Store(&hs)
+	// The coordinator polls the hint every second; the newest config's
+	// policy holds from its first welcome on.
+	s.coord.SetLoaded(s.current().load.Loaded())
 	return nil
 }
 
@@ -203,8 +206,8 @@ func (s *siteState) leave(h *Handler) error {
 }
 
 // newCoordinator builds the site's coordinator behind {prefix}ws: swarms
-// open only for manifests built here, and the rate limit's pressure is the
-// "server loaded" hint. Its callbacks reach the live handlers, not h, so
+// open only for manifests built here, and the offload policy (by default
+// the rate limit's pressure) is the "server loaded" hint. Its callbacks reach the live handlers, not h, so
 // they follow later configs: a swarm is known while any live config holds
 // its manifest, and the load hint and ICE servers are the newest config's.
 func (s *siteState) newCoordinator(h *Handler) (*coordinator.Coordinator, error) {
@@ -241,7 +244,7 @@ func (s *siteState) newCoordinator(h *Handler) (*coordinator.Coordinator, error)
 		ClientIP:                 clientIP,
 		Loaded: func() bool {
 			cur := s.current()
-			return cur != nil && cur.limiter.Loaded()
+			return cur != nil && cur.load.Loaded()
 		},
 		ICEServers: func(r *http.Request) []protocol.ICEServer {
 			if cur := s.current(); cur != nil {

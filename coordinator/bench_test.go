@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,15 +77,24 @@ func rssBytes() int64 {
 
 // runBenchServer is the child process: it serves a coordinator on
 // loopback, prints "ADDR host:port", answers "RSS" lines on stdin with
-// "RSS <bytes> <bytes after GC> <peers>", and exits when stdin closes.
+// "RSS <bytes> <bytes after GC> <peers> <heap in use> <stacks in use>" and
+// "CPU" lines with "CPU <seconds of CPU used so far>", and exits when stdin
+// closes. P2PXHR_BENCH_HEAPPROFILE=<file> writes a heap profile at each RSS.
 func runBenchServer() int {
+	profile := os.Getenv("P2PXHR_BENCH_HEAPPROFILE")
+	if profile != "" {
+		runtime.MemProfileRate = 4096
+	}
 	raiseNofile(65536)
 	known := map[string]bool{}
 	for i := 0; i < benchSwarms; i++ {
 		known[benchSwarmID(i)] = true
 	}
-	// Every load-test client comes from 127.0.0.1: no per-address cap.
-	c, err := New(Config{KnownSwarm: func(id string) bool { return known[id] }, MaxConnectionsPerAddress: -1})
+	// The default config but for the per-address cap (every load-test
+	// client comes from 127.0.0.1) and the message rate limit, which would
+	// otherwise cap the relay phase (3 messages per peer before it).
+	c, err := New(Config{KnownSwarm: func(id string) bool { return known[id] }, MaxConnectionsPerAddress: -1,
+		MessagesPerSecond: 1 << 20, MessageBurst: 1 << 20})
 	if err != nil {
 		fmt.Println("ERR", err)
 		return 1
@@ -99,11 +109,24 @@ func runBenchServer() int {
 	fmt.Println("ADDR", ln.Addr())
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
-		if sc.Text() == "RSS" {
+		switch sc.Text() {
+		case "RSS":
 			before := rssBytes()
 			runtime.GC()
 			debug.FreeOSMemory()
-			fmt.Println("RSS", before, rssBytes(), c.Stats().Peers)
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if profile != "" {
+				if f, err := os.Create(profile); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+			fmt.Println("RSS", before, rssBytes(), c.Stats().Peers, ms.HeapInuse, ms.StackInuse)
+		case "CPU":
+			var ru syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+			fmt.Println("CPU", time.Duration(ru.Utime.Nano()+ru.Stime.Nano()).Seconds())
 		}
 	}
 	srv.Close()
@@ -140,17 +163,34 @@ func startBenchServer(t *testing.T) *benchServer {
 	return s
 }
 
-// rss returns the server's RSS, its RSS after a GC, and its peer count.
-func (s *benchServer) rss(t *testing.T) (int64, int64, int) {
-	s.in.WriteString("RSS\n")
+// serverMemory is what the server process reports of its memory.
+type serverMemory struct {
+	rss, rssGC, heap, stacks int64
+	peers                    int
+}
+
+// memory returns the server's RSS, its RSS after a GC, its peer count,
+// and its Go heap and stacks in use after the GC.
+func (s *benchServer) memory(t *testing.T) serverMemory {
+	var m serverMemory
+	fmt.Sscanf(s.ask(t, "RSS"), "RSS %d %d %d %d %d", &m.rss, &m.rssGC, &m.peers, &m.heap, &m.stacks)
+	return m
+}
+
+// cpu returns the CPU time the server process has used.
+func (s *benchServer) cpu(t *testing.T) time.Duration {
+	var sec float64
+	fmt.Sscanf(s.ask(t, "CPU"), "CPU %g", &sec)
+	return time.Duration(sec * float64(time.Second))
+}
+
+func (s *benchServer) ask(t *testing.T, q string) string {
+	s.in.WriteString(q + "\n")
 	s.in.Flush()
 	if !s.out.Scan() {
 		t.Fatal("bench server gone")
 	}
-	var rss, gc int64
-	var peers int
-	fmt.Sscanf(s.out.Text(), "RSS %d %d %d", &rss, &gc, &peers)
-	return rss, gc, peers
+	return s.out.Text()
 }
 
 func (s *benchServer) stop() {
@@ -195,18 +235,50 @@ func TestLoadPeers(t *testing.T) {
 	}
 }
 
+// relayPhase is how long the load test relays signals as fast as the
+// server can (after the memory is measured), to measure relayed messages
+// per second and per second of the server's CPU.
+const (
+	relayPhase  = 5 * time.Second
+	relayWindow = 4 // signals each offering peer keeps in flight
+)
+
+// benchPeer is one client of the load test; its writes come from its
+// reader goroutine and, once, from the relay phase's start.
+type benchPeer struct {
+	ws      *websocket.Conn
+	mu      sync.Mutex
+	swarm   string
+	partner string // the peer it offered to
+}
+
+func (p *benchPeer) send(m protocol.CoordinatorMessage) {
+	b, _ := protocol.EncodeCoordinatorMessage(m)
+	p.mu.Lock()
+	p.ws.WriteMessage(websocket.TextMessage, b)
+	p.mu.Unlock()
+}
+
+// relaySignal is the candidate the relay phase bounces between partners.
+func relaySignal(swarm, to string) *protocol.Signal {
+	return &protocol.Signal{Swarm: swarm, To: to, Kind: protocol.SignalCandidate, Mid: "0",
+		Data: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"}
+}
+
 func runLoad(t *testing.T, n int) {
 	raiseNofile(uint64(n) + 1024)
 	srv := startBenchServer(t)
 	defer srv.stop()
-	base, _, _ := srv.rss(t)
+	base := srv.memory(t).rss
 	url := "ws://" + srv.addr + "/"
 
 	var (
 		match, relay            latencies
 		sent, got, failed, errs atomic.Int64
+		bounced                 atomic.Int64
+		relaying                atomic.Bool
 		ready, done             sync.WaitGroup
-		conns                   = make([]*websocket.Conn, n)
+		peers                   = make([]*benchPeer, n)
 		dialers                 = make(chan struct{}, benchDialers)
 		stop                    = make(chan struct{})
 		start                   = time.Now()
@@ -229,10 +301,9 @@ func runLoad(t *testing.T, n int) {
 				}
 				return
 			}
-			conns[i] = ws
+			p := &benchPeer{ws: ws, swarm: benchSwarmID(i % benchSwarms)}
 			ws.SetReadDeadline(deadline)
-			hello, _ := protocol.EncodeCoordinatorMessage(&protocol.Hello{Version: 1})
-			ws.WriteMessage(websocket.TextMessage, hello)
+			p.send(&protocol.Hello{Version: 1})
 			if _, _, err := ws.ReadMessage(); err != nil {
 				<-dialers
 				failed.Add(1)
@@ -245,10 +316,9 @@ func runLoad(t *testing.T, n int) {
 					bf.Set(b)
 				}
 			}
-			swarm := benchSwarmID(i % benchSwarms)
-			join, _ := protocol.EncodeCoordinatorMessage(&protocol.Join{Swarm: swarm, Blocks: benchBlocks, Bitfield: bf})
 			t0 := time.Now()
-			ws.WriteMessage(websocket.TextMessage, join)
+			p.send(&protocol.Join{Swarm: p.swarm, Blocks: benchBlocks, Bitfield: bf})
+			peers[i] = p
 			answered := false
 			for {
 				_, b, err := ws.ReadMessage()
@@ -278,11 +348,13 @@ func runLoad(t *testing.T, n int) {
 						}
 					}
 					// Offers answer the joins measured; teardown churn is not.
-					if len(m.Peers) > 0 && m.Peers[0].Offer && !stopped(stop) {
-						sig, _ := protocol.EncodeCoordinatorMessage(&protocol.Signal{Swarm: swarm, To: m.Peers[0].ID,
-							Kind: protocol.SignalOffer, Data: "v=0 " + strconv.FormatInt(time.Now().UnixNano(), 10)})
+					if len(m.Peers) > 0 && m.Peers[0].Offer && !stopped(stop) && p.partner == "" {
+						p.mu.Lock()
+						p.partner = m.Peers[0].ID
+						p.mu.Unlock()
 						sent.Add(1)
-						ws.WriteMessage(websocket.TextMessage, sig)
+						p.send(&protocol.Signal{Swarm: p.swarm, To: m.Peers[0].ID,
+							Kind: protocol.SignalOffer, Data: "v=0 " + strconv.FormatInt(time.Now().UnixNano(), 10)})
 					}
 					if first {
 						readyOnce() // only once the offer above is counted as sent
@@ -293,7 +365,12 @@ func runLoad(t *testing.T, n int) {
 						t.Logf("server error: %s %s", m.Code, m.Message)
 					}
 				case *protocol.Signal:
-					if ns, err := strconv.ParseInt(strings.TrimPrefix(m.Data, "v=0 "), 10, 64); err == nil {
+					if m.Kind == protocol.SignalCandidate {
+						bounced.Add(1)
+						if relaying.Load() {
+							p.send(relaySignal(p.swarm, m.From))
+						}
+					} else if ns, err := strconv.ParseInt(strings.TrimPrefix(m.Data, "v=0 "), 10, 64); err == nil {
 						relay.add(time.Since(time.Unix(0, ns)))
 						got.Add(1)
 					}
@@ -308,21 +385,46 @@ func runLoad(t *testing.T, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	settled := time.Since(start) - joined
-	rss, rssGC, peers := srv.rss(t)
+	mem := srv.memory(t)
 	nSent, nGot, nErrs := sent.Load(), got.Load(), errs.Load()
+
+	// Relay phase: every offering peer bounces relayWindow signals off its
+	// partner, which answers each at once, until the phase ends.
+	cpu0, t1 := srv.cpu(t), time.Now()
+	relaying.Store(true)
+	for _, p := range peers {
+		if p == nil {
+			continue
+		}
+		p.mu.Lock()
+		partner := p.partner
+		p.mu.Unlock()
+		for range relayWindow {
+			if partner != "" {
+				p.send(relaySignal(p.swarm, partner))
+			}
+		}
+	}
+	time.Sleep(relayPhase)
+	relaying.Store(false)
+	relayed, cpu, elapsed := bounced.Load(), srv.cpu(t)-cpu0, time.Since(t1)
+
 	close(stop)
-	for _, ws := range conns {
-		if ws != nil {
-			ws.Close()
+	for _, p := range peers {
+		if p != nil {
+			p.ws.Close()
 		}
 	}
 	done.Wait()
-	perPeer := func(r int64) float64 { return float64(r-base) / float64(max(peers, 1)) / 1024 }
-	t.Logf("peers=%d held=%d failed=%d joined-in=%v server-RSS=%.1fMiB (%.1fMiB after GC) base=%.1fMiB per-peer=%.1fKiB (%.1fKiB after GC)",
-		n, peers, failed.Load(), joined.Round(time.Millisecond), float64(rss)/(1<<20), float64(rssGC)/(1<<20),
-		float64(base)/(1<<20), perPeer(rss), perPeer(rssGC))
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+	perPeer := func(r int64) float64 { return float64(r-base) / float64(max(mem.peers, 1)) / 1024 }
+	t.Logf("peers=%d held=%d failed=%d joined-in=%v server-RSS=%.1fMiB (%.1fMiB after GC: heap %.1fMiB, stacks %.1fMiB) base=%.1fMiB per-peer=%.1fKiB (%.1fKiB after GC)",
+		n, mem.peers, failed.Load(), joined.Round(time.Millisecond), mib(mem.rss), mib(mem.rssGC), mib(mem.heap), mib(mem.stacks),
+		mib(base), perPeer(mem.rss), perPeer(mem.rssGC))
 	t.Logf("settled in %v; join→first-match p50=%v p99=%v (n=%d); relay p50=%v p99=%v (%d of %d relayed, %d errors)",
 		settled.Round(time.Millisecond), match.pct(0.5), match.pct(0.99), len(match.d), relay.pct(0.5), relay.pct(0.99), nGot, nSent, nErrs)
+	t.Logf("relay phase: %d signals relayed in %v = %.0f/s, server CPU %v = %.0f relayed per CPU-second",
+		relayed, elapsed.Round(time.Millisecond), float64(relayed)/elapsed.Seconds(), cpu.Round(time.Millisecond), float64(relayed)/cpu.Seconds())
 	if int(failed.Load()) > n/100 {
 		t.Errorf("%d of %d peers failed", failed.Load(), n)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,20 +20,22 @@ import (
 // rather than a reset.
 const closeGrace = time.Second
 
-// client is one WebSocket connection: a read pump (the handler goroutine)
-// and a write pump, joined by a bounded send queue, as in gorilla's chat.
+// client is one WebSocket connection: a read pump (a goroutine for the
+// connection's life, as gorilla needs) and a writer started only while
+// there is something to write, joined by a bounded send queue. gorilla's
+// chat keeps a write pump per connection; an idle peer would then hold two
+// goroutine stacks, and most coordinator peers are idle most of the time.
 type client struct {
 	c        *Coordinator
 	ws       *websocket.Conn
 	site     string // Config.Site of the upgrade request
 	addr     string // AddressKey of its client IP
 	net      string
-	send     chan []byte
-	quit     chan struct{} // closed once: the write pump closes with closeCode
 	readDone chan struct{} // closed when the read pump has finished
-	once     sync.Once
-	code     int
-	reason   string
+	// halves counts the two ends of the connection's life still to come
+	// (the read pump's cleanup and the writer's close); the last calls
+	// c.wg.Done.
+	halves   atomic.Int32
 	welcomed atomic.Bool
 
 	// iceServers are told in the welcome; set before the pumps start.
@@ -43,21 +46,63 @@ type client struct {
 	group  string
 	detach func()
 
+	out  outbox
+	idle *idleWaiter // nil: the read pump blocks in gorilla's reader
+
 	mu     sync.Mutex
-	swarms map[string]struct{}
+	swarms []string // at most MaxSwarmsPerConn
+}
+
+// outbox is a client's side of the writer: queued messages, whether a
+// writer goroutine runs, and the close it must end with.
+type outbox struct {
+	mu      sync.Mutex
+	queue   [][]byte // encoded messages, at most Config.SendQueue
+	ping    bool     // a ping is due
+	writing bool     // a writer goroutine is running
+	closing bool     // shutdown was called: the writer closes once the queue is flushed
+	code    int
+	reason  string
+	pinger  *time.Timer
 }
 
 func newClient(c *Coordinator, ws *websocket.Conn, site, addr, netKey string) *client {
-	return &client{c: c, ws: ws, site: site, addr: addr, net: netKey, send: make(chan []byte, c.cfg.SendQueue),
-		quit: make(chan struct{}), readDone: make(chan struct{}), swarms: make(map[string]struct{})}
+	cl := &client{c: c, ws: ws, site: site, addr: addr, net: netKey, readDone: make(chan struct{})}
+	cl.halves.Store(2)
+	return cl
 }
 
-// shutdown asks the write pump to close the connection with code.
+// start begins serving the connection: its read pump and its pings.
+func (cl *client) start() {
+	cl.out.mu.Lock()
+	if !cl.out.closing {
+		cl.out.pinger = time.AfterFunc(cl.c.cfg.PingPeriod, cl.pingDue)
+	}
+	cl.out.mu.Unlock()
+	go cl.readPump()
+}
+
+// done marks one end of the connection's life finished.
+func (cl *client) done() {
+	if cl.halves.Add(-1) == 0 {
+		cl.c.wg.Done()
+	}
+}
+
+// shutdown asks the writer to close the connection with code, after what
+// is queued (the error explaining the close).
 func (cl *client) shutdown(code int, reason string) {
-	cl.once.Do(func() {
-		cl.code, cl.reason = code, clipReason(reason)
-		close(cl.quit)
-	})
+	o := &cl.out
+	o.mu.Lock()
+	if o.closing {
+		o.mu.Unlock()
+		return
+	}
+	o.closing, o.code, o.reason = true, code, clipReason(reason)
+	if o.pinger != nil {
+		o.pinger.Stop()
+	}
+	cl.wakeLocked()
 }
 
 // fail tells the client what was wrong, then closes with code.
@@ -69,11 +114,42 @@ func (cl *client) fail(code int, errCode, msg, swarm string) {
 // enqueue queues an encoded message without ever blocking: a client whose
 // queue is full is too slow to keep up and is dropped.
 func (cl *client) enqueue(b []byte) {
-	select {
-	case <-cl.quit:
-	case cl.send <- b:
-	default:
+	o := &cl.out
+	o.mu.Lock()
+	if o.closing {
+		o.mu.Unlock()
+		return
+	}
+	if len(o.queue) >= cl.c.cfg.SendQueue {
+		o.mu.Unlock()
 		cl.shutdown(websocket.CloseTryAgainLater, protocol.ErrCodeSlowReader)
+		return
+	}
+	o.queue = append(o.queue, b)
+	cl.wakeLocked()
+}
+
+// pingDue runs on the ping timer: the writer sends a ping, and the timer
+// is set again.
+func (cl *client) pingDue() {
+	o := &cl.out
+	o.mu.Lock()
+	if o.closing {
+		o.mu.Unlock()
+		return
+	}
+	o.ping = true
+	o.pinger.Reset(cl.c.cfg.PingPeriod)
+	cl.wakeLocked()
+}
+
+// wakeLocked starts a writer unless one runs, and unlocks out.mu.
+func (cl *client) wakeLocked() {
+	start := !cl.out.writing
+	cl.out.writing = true
+	cl.out.mu.Unlock()
+	if start {
+		go cl.write()
 	}
 }
 
@@ -96,88 +172,133 @@ func (cl *client) deliver(m Message) {
 		(e.Code == protocol.ErrCodeSwarmFull || e.Code == protocol.ErrCodeBlockCount) {
 		// The join did not happen: free the slot it took.
 		cl.mu.Lock()
-		delete(cl.swarms, e.Swarm)
+		cl.swarms = slices.DeleteFunc(cl.swarms, func(s string) bool { return s == e.Swarm })
 		cl.mu.Unlock()
 	}
 	cl.sendMessage(m.Body)
 }
 
-func (cl *client) writePump() {
-	ping := time.NewTicker(cl.c.cfg.PingPeriod)
-	defer func() {
-		ping.Stop()
-		cl.ws.Close()
-		cl.c.wg.Done()
-	}()
+// write is the writer: it sends what is queued and exits when the queue
+// is empty, or closes the connection once shutdown was asked for. At most
+// one runs per client (out.writing).
+func (cl *client) write() {
+	o := &cl.out
 	wait := cl.c.cfg.WriteWait
-	write := func(typ int, b []byte) bool {
+	send := func(typ int, b []byte) bool {
 		cl.ws.SetWriteDeadline(time.Now().Add(wait))
-		if err := cl.ws.WriteMessage(typ, b); err != nil {
-			cl.shutdown(websocket.CloseAbnormalClosure, "")
-			return false
-		}
-		return true
+		return cl.ws.WriteMessage(typ, b) == nil
 	}
 	for {
-		select {
-		case b := <-cl.send:
-			if !write(websocket.TextMessage, b) {
+		o.mu.Lock()
+		batch, ping := o.queue, o.ping
+		o.queue, o.ping = nil, false
+		if len(batch) == 0 && !ping {
+			if !o.closing {
+				o.writing = false
+				o.mu.Unlock()
 				return
 			}
-		case <-ping.C:
-			if !write(websocket.PingMessage, nil) {
+			code, reason := o.code, o.reason
+			o.mu.Unlock()
+			cl.close(code, reason)
+			return
+		}
+		o.mu.Unlock()
+		for _, b := range batch {
+			if !send(websocket.TextMessage, b) {
+				cl.abort()
 				return
 			}
-		case <-cl.quit:
-			// Flush what was queued (the error explaining the close), then
-			// the close frame, then give the client a moment to answer.
-			for n := len(cl.send); n > 0; n-- {
-				if !write(websocket.TextMessage, <-cl.send) {
-					return
-				}
-			}
-			if cl.code != websocket.CloseAbnormalClosure {
-				cl.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(cl.code, cl.reason),
-					time.Now().Add(wait))
-			}
-			grace := time.NewTimer(closeGrace)
-			select {
-			case <-cl.readDone:
-			case <-grace.C:
-			}
-			grace.Stop()
+		}
+		if ping && !send(websocket.PingMessage, nil) {
+			cl.abort()
 			return
 		}
 	}
 }
 
+// close ends the connection with a close frame, giving the client a moment
+// to answer so that it reads our close code rather than a reset.
+func (cl *client) close(code int, reason string) {
+	if code != websocket.CloseAbnormalClosure {
+		cl.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
+			time.Now().Add(cl.c.cfg.WriteWait))
+	}
+	grace := time.NewTimer(closeGrace)
+	select {
+	case <-cl.readDone:
+	case <-grace.C:
+	}
+	grace.Stop()
+	cl.ws.Close()
+	cl.done()
+}
+
+// abort drops a connection that could not be written to: the read pump
+// then fails and cleans up.
+func (cl *client) abort() {
+	o := &cl.out
+	o.mu.Lock()
+	o.closing, o.queue = true, nil
+	if o.pinger != nil {
+		o.pinger.Stop()
+	}
+	o.mu.Unlock()
+	cl.ws.Close()
+	cl.done()
+}
+
 func (cl *client) readPump() {
 	defer cl.cleanup()
-	cfg := &cl.c.cfg
 	// The largest message is a join; DecodeCoordinatorMessage holds the
 	// others to protocol.MaxCoordinatorMessageSize.
 	cl.ws.SetReadLimit(protocol.MaxJoinMessageSize)
-	cl.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
-	bucket := tokenBucket{rate: float64(cfg.MessagesPerSecond), burst: float64(cfg.MessageBurst)}
+	cl.ws.SetReadDeadline(time.Now().Add(cl.c.cfg.HelloTimeout))
+	bucket := tokenBucket{rate: float64(cl.c.cfg.MessagesPerSecond), burst: float64(cl.c.cfg.MessageBurst)}
+	if cl.idle == nil {
+		for cl.readOne(&bucket) {
+		}
+		return
+	}
+	// Park on the socket with a small stack; read and handle what came on
+	// a goroutine that lives only as long as there is input (idle.go).
+	more := make(chan bool, 1)
 	for {
-		typ, data, err := cl.ws.ReadMessage()
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				// gorilla has sent 1009 already.
-				cl.shutdown(websocket.CloseMessageTooBig, "message too large")
-			} else {
-				cl.shutdown(websocket.CloseNormalClosure, "")
+		cl.idle.wait()
+		go func() {
+			ok := cl.readOne(&bucket)
+			for ok && cl.idle.buffered() {
+				ok = cl.readOne(&bucket)
 			}
+			more <- ok
+		}()
+		if !<-more {
 			return
-		}
-		if !cl.receive(&bucket, typ, data) {
-			cl.linger()
-			return
-		}
-		if cl.welcomed.Load() {
-			cl.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 		}
 	}
+}
+
+// readOne reads and handles one message; false means the connection is
+// closing.
+func (cl *client) readOne(bucket *tokenBucket) bool {
+	typ, data, err := cl.ws.ReadMessage()
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			// gorilla has sent 1009 already.
+			cl.shutdown(websocket.CloseMessageTooBig, "message too large")
+		} else {
+			cl.shutdown(websocket.CloseNormalClosure, "")
+		}
+		return false
+	}
+	if !cl.receive(bucket, typ, data) {
+		cl.linger()
+		return false
+	}
+	if cl.welcomed.Load() {
+		cl.ws.SetReadDeadline(time.Now().Add(cl.c.cfg.PongWait))
+	}
+	return true
 }
 
 // linger discards input until the client answers our close frame or the
@@ -197,10 +318,7 @@ func (cl *client) cleanup() {
 		cl.detach()
 	}
 	cl.mu.Lock()
-	swarms := make([]string, 0, len(cl.swarms))
-	for s := range cl.swarms {
-		swarms = append(swarms, s)
-	}
+	swarms := cl.swarms
 	cl.swarms = nil
 	cl.mu.Unlock()
 	for _, s := range swarms {
@@ -208,7 +326,7 @@ func (cl *client) cleanup() {
 	}
 	cl.c.unregister(cl, welcomed)
 	close(cl.readDone)
-	cl.c.wg.Done()
+	cl.done()
 }
 
 // receive handles one frame; false means the connection is closing.
@@ -261,7 +379,8 @@ func (cl *client) hello(m protocol.CoordinatorMessage) bool {
 	})
 	cl.sendMessage(&protocol.Welcome{Version: protocol.CoordinatorVersion, Peer: cl.id,
 		Loaded: cl.c.loaded.Load(), Limits: cl.c.limits(), ICEServers: cl.iceServers,
-		Upload: cl.c.cfg.UploadPolicy})
+		Upload: cl.c.cfg.UploadPolicy, Assigns: true})
+	cl.iceServers = nil // told; a connection keeps nothing it no longer needs
 	return true
 }
 
@@ -276,10 +395,10 @@ func (cl *client) dispatch(m protocol.CoordinatorMessage) {
 			return
 		}
 		cl.mu.Lock()
-		_, in := cl.swarms[b.Swarm]
+		in := slices.Contains(cl.swarms, b.Swarm)
 		full := len(cl.swarms) >= cl.c.cfg.MaxSwarmsPerConn
 		if !in && !full {
-			cl.swarms[b.Swarm] = struct{}{}
+			cl.swarms = append(cl.swarms, b.Swarm)
 		}
 		cl.mu.Unlock()
 		switch {
@@ -307,11 +426,15 @@ func (cl *client) dispatch(m protocol.CoordinatorMessage) {
 		swarm = b.Swarm
 	case *protocol.Leave:
 		swarm = b.Swarm
+	case *protocol.Fetch:
+		swarm = b.Swarm
+	case *protocol.Release:
+		swarm = b.Swarm
 	case *protocol.Connection:
 		// Counted where the connection is, not where the swarm lives: a
 		// statistic of this node's visitors, not swarm state.
 		cl.mu.Lock()
-		_, in := cl.swarms[b.Swarm]
+		in := slices.Contains(cl.swarms, b.Swarm)
 		cl.mu.Unlock()
 		if !in {
 			cl.sendError(protocol.ErrCodeNotJoined, "not in this swarm", b.Swarm)
@@ -324,9 +447,9 @@ func (cl *client) dispatch(m protocol.CoordinatorMessage) {
 		return
 	}
 	cl.mu.Lock()
-	_, in := cl.swarms[swarm]
+	in := slices.Contains(cl.swarms, swarm)
 	if _, leave := m.(*protocol.Leave); leave {
-		delete(cl.swarms, swarm)
+		cl.swarms = slices.DeleteFunc(cl.swarms, func(s string) bool { return s == swarm })
 	}
 	cl.mu.Unlock()
 	if !in {

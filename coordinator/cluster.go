@@ -102,6 +102,9 @@ func (t *swarmTable) resync(swarmID, node string, ms *memberState, settleAt time
 		t.seedAdded(s, mem)
 	}
 	mem.node = node
+	// The HTTP coordination state counted the old bits: rebuilt on the
+	// next Fetch; leases given before the move are forgotten.
+	s.assign = nil
 	mem.bits = append(protocol.Bitfield(nil), ms.Bitfield...)
 	mem.count = mem.bits.Count()
 	t.seedHeld(s, mem)

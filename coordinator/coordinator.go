@@ -66,7 +66,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c.upgrader = websocket.Upgrader{
 		// Small read buffers and a shared write pool keep an idle
 		// connection cheap: messages are small and infrequent.
-		ReadBufferSize:  1024,
+		ReadBufferSize:  0,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		// ServeHTTP checks the origin itself, before upgrading, so that a
@@ -78,6 +78,8 @@ func New(cfg Config) (*Coordinator, error) {
 		c.wg.Add(1)
 		go c.pollLoaded()
 	}
+	c.wg.Add(1)
+	go c.tickLeases()
 	return c, nil
 }
 
@@ -166,6 +168,21 @@ func (c *Coordinator) pollLoaded() {
 			return
 		case <-tick.C:
 			c.SetLoaded(c.cfg.Loaded())
+		}
+	}
+}
+
+// tickLeases hands on the blocks of HTTP leases that ran out (assign.go).
+func (c *Coordinator) tickLeases() {
+	defer c.wg.Done()
+	tick := time.NewTicker(leaseTick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+			c.table.tickLeases()
 		}
 	}
 }

@@ -32,7 +32,12 @@ func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, status)
 		return
 	}
-	ws, err := c.upgrader.Upgrade(hijackable(w), r, nil)
+	hw, rh := hijackable(w), &readHijacker{}
+	if h, ok := hw.(http.Hijacker); ok {
+		rh.ResponseWriter, rh.h = hw, h
+		hw = rh
+	}
+	ws, err := c.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		// gorilla has already answered with the reason.
 		c.log.Debug("websocket upgrade failed", zap.Error(err))
@@ -40,6 +45,7 @@ func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cl := newClient(c, ws, c.cfg.Site(r), addr, networkKey(ip))
+	cl.idle = newIdleWaiter(ws.NetConn(), rh.br)
 	if c.cfg.ICEServers != nil {
 		cl.iceServers = c.cfg.ICEServers(r)
 	}
@@ -52,14 +58,13 @@ func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.clients[cl] = struct{}{}
 	// Added under mu while not closed, so Close's Wait never races an Add.
-	c.wg.Add(2)
+	c.wg.Add(1)
 	c.mu.Unlock()
-	// Both pumps get goroutines of their own and the handler returns: the
-	// hijacked request, its headers and the handler's grown stack are then
-	// freed, which costs less memory per connection than reusing the
-	// handler's goroutine for the read pump (measured: BENCH_RESULTS.md).
-	go cl.writePump()
-	go cl.readPump()
+	// The read pump gets a goroutine of its own and the handler returns:
+	// the hijacked request, its headers and the handler's grown stack are
+	// then freed, which costs less memory per connection than reusing the
+	// handler's goroutine (measured: BENCH_RESULTS.md).
+	cl.start()
 }
 
 // hijackable unwraps response writers (Caddy wraps them in types that have

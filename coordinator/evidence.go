@@ -130,6 +130,9 @@ func (t *swarmTable) received(from string, r *protocol.Received) {
 	}
 	addTo(&p.ev.credit, mem.id, mem.net)
 	addTo(&mem.ev.vouched, p.id, struct{}{})
+	if s.assign != nil {
+		s.assign.vouched(p) // its blocks now keep the origin from assigning them
+	}
 }
 
 // weigh applies the evidence of one report; bothTried is whether the two

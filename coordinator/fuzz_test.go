@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +51,7 @@ func FuzzCoordinatorMessages(f *testing.F) {
 			cl.id = fmt.Sprintf("%064x", i+1)
 			cl.detach = c.bp.Attach(cl.id, cl.deliver)
 			cl.welcomed.Store(true)
+			cl.out.writing = true // no socket: the test drains the queue itself
 			peers[i] = cl
 		}
 		for len(ops) >= 4 {
@@ -69,18 +71,15 @@ func FuzzCoordinatorMessages(f *testing.F) {
 			}
 			from.dispatch(decoded)
 			for _, p := range peers {
-				for len(p.send) > 0 {
-					<-p.send
-				}
+				p.out.mu.Lock()
+				p.out.queue = nil
+				p.out.mu.Unlock()
 			}
 			checkTable(t, c.table)
 		}
 		for _, p := range peers {
 			p.mu.Lock()
-			var swarms []string
-			for s := range p.swarms {
-				swarms = append(swarms, s)
-			}
+			swarms := slices.Clone(p.swarms)
 			p.mu.Unlock()
 			for _, s := range swarms {
 				p.dispatch(&protocol.Leave{Swarm: s})

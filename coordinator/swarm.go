@@ -49,6 +49,9 @@ type swarm struct {
 	banned map[string]bool
 	// suspectNets counts, per network, the members that became suspects.
 	suspectNets map[string]int
+	// assign is the HTTP coordination state, from the first Fetch on
+	// (assign.go).
+	assign *assignments
 }
 
 func newSwarm(id string, blocks int) *swarm {
@@ -107,6 +110,10 @@ func (t *swarmTable) handle(m Message) {
 		t.received(m.From, b)
 	case *protocol.Stats:
 		t.stats(m.From, b)
+	case *protocol.Fetch:
+		t.fetch(m.From, b)
+	case *protocol.Release:
+		t.releaseLeases(m.From, b)
 	}
 }
 
@@ -164,6 +171,9 @@ func (t *swarmTable) join(m Message, j *protocol.Join) {
 	t.refresh(s, mem)
 	t.totals.member(mem.group, +1)
 	t.seedAdded(s, mem)
+	if s.assign != nil {
+		s.assign.joined(mem)
+	}
 	// The joiner always gets a Neighbours, empty or not: it is the answer
 	// to its join.
 	t.introduce(s, mem, t.choose(s, mem), true)
@@ -220,6 +230,10 @@ func (t *swarmTable) remove(s *swarm, mem *member) {
 	if len(s.members) == 0 {
 		delete(t.swarms, id)
 		return
+	}
+	if s.assign != nil {
+		s.assign.left(mem)
+		defer t.pushAssigns(s)
 	}
 	var orphans []*member
 	for nid := range mem.links {
@@ -281,8 +295,12 @@ func (t *swarmTable) have(from string, h *protocol.Have) {
 		if !mem.bits.Has(b) {
 			mem.bits.Set(b)
 			mem.count++
+			if s.assign != nil {
+				s.assign.have(mem, int32(b))
+			}
 		}
 	}
+	t.pushAssigns(s)
 }
 
 // relay forwards a signal only between two members of the same swarm that

@@ -152,6 +152,10 @@ func (c *Client) Uploaded() int64 { return c.uploaded.Load() }
 // dispatch routes the signaller's events to swarms.
 func (c *Client) dispatch() {
 	neigh, sigs, loaded := c.sig.Neighbours(), c.sig.Signals(), c.sig.Loaded()
+	var assigns <-chan Assignment
+	if a, ok := c.sig.(HTTPAssigner); ok {
+		assigns = a.Assignments()
+	}
 	stats := time.NewTicker(c.opts.StatsInterval)
 	defer stats.Stop()
 	for neigh != nil || sigs != nil || loaded != nil {
@@ -179,6 +183,12 @@ func (c *Client) dispatch() {
 				sigs = nil
 			} else if s := c.swarm(sg.Swarm); s != nil {
 				s.signal(sg)
+			}
+		case a, ok := <-assigns:
+			if !ok {
+				assigns = nil
+			} else if s := c.swarm(a.Swarm); s != nil {
+				s.assigned(a.Blocks)
 			}
 		case v, ok := <-loaded:
 			if !ok {

@@ -102,6 +102,8 @@ type CoordClient struct {
 	neighbours chan Introduction
 	signals    chan Signal
 	loaded     chan bool
+	assigns    chan Assignment
+	flushNow   chan struct{}
 	ready      chan struct{} // closed at the first welcome
 	readyOnce  sync.Once
 
@@ -129,6 +131,8 @@ type coordSwarm struct {
 	// seed: it joined holding every block, so it will not download: the
 	// coordinator treats it as a seeder (a Go peer's Seed).
 	seed bool
+	// want is the last Fetch.Want: told again to every new session.
+	want int
 	// Stats are cumulative since join at the coordinator; after a
 	// reconnect the new membership counts from base, the totals last sent.
 	latest, sent, base SwarmStats
@@ -159,6 +163,8 @@ func NewCoordClient(site string, opts CoordOptions) (*CoordClient, error) {
 		neighbours: make(chan Introduction, 256),
 		signals:    make(chan Signal, 256),
 		loaded:     make(chan bool, 1),
+		assigns:    make(chan Assignment, 256),
+		flushNow:   make(chan struct{}, 1),
 		ready:      make(chan struct{}),
 		swarms:     map[string]*coordSwarm{},
 	}
@@ -460,7 +466,50 @@ func (c *CoordClient) Close() error {
 	close(c.neighbours)
 	close(c.signals)
 	close(c.loaded)
+	close(c.assigns)
 	return nil
+}
+
+// Assigning implements HTTPAssigner.
+func (c *CoordClient) Assigning(swarm string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.swarms[swarm]
+	return c.sess != nil && c.welcome.Assigns && s != nil && s.joined
+}
+
+// Fetch implements HTTPAssigner.
+func (c *CoordClient) Fetch(swarm string, want int, claim []int) {
+	c.mu.Lock()
+	if s := c.swarms[swarm]; s != nil {
+		s.want = want
+	}
+	c.mu.Unlock()
+	for len(claim) > protocol.MaxFetchBlocks {
+		c.sendIfJoined(swarm, &protocol.Fetch{Swarm: swarm, Want: want, Claim: claim[:protocol.MaxFetchBlocks]})
+		claim = claim[protocol.MaxFetchBlocks:]
+	}
+	c.sendIfJoined(swarm, &protocol.Fetch{Swarm: swarm, Want: want, Claim: claim})
+}
+
+// Release implements HTTPAssigner.
+func (c *CoordClient) Release(swarm string, blocks []int) {
+	for len(blocks) > 0 {
+		n := min(len(blocks), protocol.MaxFetchBlocks)
+		c.sendIfJoined(swarm, &protocol.Release{Swarm: swarm, Blocks: blocks[:n]})
+		blocks = blocks[n:]
+	}
+}
+
+// Assignments implements HTTPAssigner.
+func (c *CoordClient) Assignments() <-chan Assignment { return c.assigns }
+
+// FlushHaves implements HTTPAssigner.
+func (c *CoordClient) FlushHaves() {
+	select {
+	case c.flushNow <- struct{}{}:
+	default:
+	}
 }
 
 var (

@@ -169,6 +169,9 @@ func (c *CoordClient) dial() (*coordSession, error) {
 	for id, s := range c.swarms {
 		s.pending, s.base = nil, s.sent
 		s.joined = sess.enqueue(&protocol.Join{Swarm: id, URL: s.url, Blocks: s.blocks, Bitfield: slices.Clone(s.have), Seed: s.seed})
+		if s.joined && s.want > 0 && w.Assigns {
+			sess.enqueue(&protocol.Fetch{Swarm: id, Want: s.want})
+		}
 	}
 	c.mu.Unlock()
 	c.readyOnce.Do(func() { close(c.ready) })
@@ -290,6 +293,12 @@ func (s *coordSession) handle(m protocol.CoordinatorMessage) bool {
 		}
 	case *protocol.Load:
 		c.setLoaded(m.Loaded)
+	case *protocol.Assign:
+		select {
+		case c.assigns <- Assignment{Swarm: m.Swarm, Blocks: m.Blocks}:
+		case <-c.ctx.Done():
+			return false
+		}
 	case *protocol.Error:
 		c.opts.Logf("p2pxhr: coordinator error %s: %s", m.Code, m.Message)
 		if m.Swarm != "" {
@@ -367,6 +376,22 @@ func (s *coordSession) writePump() {
 		}
 		return true
 	}
+	flushHaves := func(withStats bool) bool {
+		var due []protocol.CoordinatorMessage
+		c.mu.Lock()
+		for id, cs := range c.swarms {
+			if cs.joined {
+				due = append(due, c.flushLocked(id, cs, withStats)...)
+			}
+		}
+		c.mu.Unlock()
+		for _, m := range due {
+			if !write(m) {
+				return false
+			}
+		}
+		return true
+	}
 	for {
 		select {
 		case <-s.quit:
@@ -394,19 +419,12 @@ func (s *coordSession) writePump() {
 			}
 		case <-flush.C:
 			ticks++
-			withStats := ticks%statsEvery == 0
-			var due []protocol.CoordinatorMessage
-			c.mu.Lock()
-			for id, cs := range c.swarms {
-				if cs.joined {
-					due = append(due, c.flushLocked(id, cs, withStats)...)
-				}
+			if !flushHaves(ticks%statsEvery == 0) {
+				return
 			}
-			c.mu.Unlock()
-			for _, m := range due {
-				if !write(m) {
-					return
-				}
+		case <-c.flushNow:
+			if !flushHaves(false) {
+				return
 			}
 		}
 	}

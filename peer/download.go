@@ -28,6 +28,13 @@ type download struct {
 	peersUsed map[string]bool
 	vouched   map[string]bool // neighbours we told the coordinator delivered
 
+	// Coordinated HTTP (assign.go): the coordinator's side, the want last
+	// told (0: none since the session began), and the mean time one HTTP
+	// block takes.
+	assigner HTTPAssigner
+	sentWant int
+	perBlock time.Duration
+
 	fromHTTP, fromPeers atomic.Int64
 	done                chan struct{}
 	doneOnce            sync.Once
@@ -52,10 +59,53 @@ func newDownload(s *swarm, resource string) *download {
 		fail:      make(chan error, 1),
 		wake:      make(chan struct{}, 1),
 	}
+	if a, ok := s.c.sig.(HTTPAssigner); ok {
+		d.assigner = a
+		d.sched.ExpectCoordination()
+	}
 	if d.sched.Done() {
 		close(d.done)
 	}
 	return d
+}
+
+// coordinate follows the coordinator: HTTP takes its assignments while it
+// gives them, and it hears how many this download wants and what HTTP took
+// on its own.
+func (d *download) coordinate() {
+	if d.assigner == nil {
+		return
+	}
+	on := d.assigner.Assigning(d.s.id)
+	d.mu.Lock()
+	d.sched.Coordinate(on)
+	var want int
+	var claims []int
+	if on {
+		want = wantFor(d.s.c.opts.HTTPConcurrency, d.perBlock)
+		claims = d.sched.TakeClaims()
+	}
+	send := on && (want != d.sentWant || len(claims) > 0)
+	d.sentWant = want
+	d.mu.Unlock()
+	if send {
+		d.assigner.Fetch(d.s.id, want, claims)
+	}
+}
+
+// assigned queues blocks the coordinator leased to this download; false
+// once it has ended.
+func (d *download) assigned(blocks []int) bool {
+	select {
+	case <-d.done:
+		return false
+	default:
+	}
+	d.mu.Lock()
+	d.sched.Assigned(blocks)
+	d.mu.Unlock()
+	d.kick()
+	return true
 }
 
 // run fetches until the store is complete, ctx ends, or the origin changed.
@@ -67,6 +117,7 @@ func (d *download) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.httpWorker(ctx) }()
 	}
+	d.coordinate()
 	t := time.NewTicker(schedTick)
 	defer t.Stop()
 	for {
@@ -78,6 +129,7 @@ func (d *download) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+			d.coordinate()
 			d.expire()
 			d.kick()
 		}
@@ -134,6 +186,7 @@ func (d *download) httpWorker(ctx context.Context) {
 			}
 			continue
 		}
+		t0 := time.Now()
 		data, err := fetchBlock(bctx, d.s.c.opts.HTTPClient, d.resource, m, i, buf)
 		if err == nil {
 			var added bool
@@ -144,6 +197,7 @@ func (d *download) httpWorker(ctx context.Context) {
 			if err == nil {
 				stop()
 				d.completed(i, "", added, len(data))
+				d.httpDone(time.Since(t0))
 				continue
 			}
 		}
@@ -165,6 +219,27 @@ func (d *download) httpWorker(ctx context.Context) {
 			return
 		case <-time.After(schedTick):
 		}
+	}
+}
+
+// httpDone learns how long an HTTP block takes, and hurries the haves
+// along when few assignments are left in hand (the next ones come only
+// once the coordinator hears of these).
+func (d *download) httpDone(took time.Duration) {
+	if d.assigner == nil {
+		return
+	}
+	d.mu.Lock()
+	if d.perBlock == 0 {
+		d.perBlock = took
+	} else {
+		d.perBlock = (3*d.perBlock + took) / 4
+	}
+	_, queued := d.sched.Leased()
+	low := d.sched.Coordinated() && queued < d.s.c.opts.HTTPConcurrency
+	d.mu.Unlock()
+	if low {
+		d.assigner.FlushHaves()
 	}
 }
 

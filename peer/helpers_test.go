@@ -56,6 +56,7 @@ type origin struct {
 	bytesPerSec int
 	ranges      atomic.Int64 // range requests answered
 	onRange     func(n int64)
+	onRangeReq  func(r *http.Request)    // sees each range request answered
 	coord       *coordinator.Coordinator // set by newCoordOrigin
 }
 
@@ -101,6 +102,9 @@ func (o *origin) handler() http.Handler {
 		}
 		http.ServeContent(ww, r, "file", time.Time{}, bytes.NewReader(v.data))
 		if r.Header.Get("Range") != "" {
+			if o.onRangeReq != nil {
+				o.onRangeReq(r)
+			}
 			n := o.ranges.Add(1)
 			if o.onRange != nil {
 				o.onRange(n)

@@ -34,6 +34,13 @@ type SchedulerConfig struct {
 	// a block in between before it is dropped (default 16): a peer that
 	// claims blocks and refuses them is no help, only traffic.
 	MaxRejects int
+	// CoordinationGrace is how long HTTP waits at the start for the
+	// coordinator's assignments when they are expected (default 500ms).
+	CoordinationGrace time.Duration
+	// StarveGrace: while HTTP follows assignments, once no peer has had a
+	// request of ours for this long, HTTP fetches blocks no connected peer
+	// has on its own (default 2s; LoadedGrace while the server is loaded).
+	StarveGrace time.Duration
 }
 
 func (c SchedulerConfig) withDefaults() SchedulerConfig {
@@ -61,6 +68,12 @@ func (c SchedulerConfig) withDefaults() SchedulerConfig {
 	if c.MaxRejects <= 0 {
 		c.MaxRejects = 16
 	}
+	if c.CoordinationGrace <= 0 {
+		c.CoordinationGrace = 500 * time.Millisecond
+	}
+	if c.StarveGrace <= 0 {
+		c.StarveGrace = 2 * time.Second
+	}
 	return c
 }
 
@@ -87,6 +100,8 @@ type BlockScheduler struct {
 	// introduced is set once the coordinator names any neighbour: peers
 	// are on their way, so a loaded server's grace is worth waiting.
 	introduced bool
+	// coord is coordinated HTTP (scheduler_assign.go).
+	coord coordState
 }
 
 type schedPeer struct {
@@ -333,6 +348,9 @@ func (s *BlockScheduler) NextForPeer(id string, now time.Time) []int {
 // endgame a duplicate of a peer request. A loaded server gets only what
 // peers cannot give.
 func (s *BlockScheduler) NextForHTTP(now time.Time) (int, bool) {
+	if i, ok, decided := s.nextCoordinated(now); decided {
+		return i, ok
+	}
 	free := func(i int) bool { return !s.done[i] && !s.http[i] && s.holders[i] == 0 }
 	take := func(i int) (int, bool) { s.http[i] = true; return i, true }
 	if !s.loaded {
@@ -387,7 +405,12 @@ func (s *BlockScheduler) availFor(i int) int {
 }
 
 // HTTPFailed frees a block whose HTTP fetch failed or was cancelled.
-func (s *BlockScheduler) HTTPFailed(i int) { delete(s.http, i) }
+func (s *BlockScheduler) HTTPFailed(i int) {
+	delete(s.http, i)
+	if s.coord.leased[i] {
+		s.coord.queue = append([]int{i}, s.coord.queue...) // still ours to fetch
+	}
+}
 
 // Completed marks block i held at now, delivered by peer from ("" for
 // HTTP). It returns the peers whose duplicate requests lost (to cancel,
@@ -423,6 +446,7 @@ func (s *BlockScheduler) Completed(i int, from string, now time.Time) (losers []
 	if !s.done[i] {
 		s.done[i] = true
 		s.remaining--
+		s.coordCompleted(i)
 	}
 	return losers, httpLost
 }

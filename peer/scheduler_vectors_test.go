@@ -26,6 +26,8 @@ type schedulerVectors struct {
 			LoadedGrace    int64 `json:"loadedGrace"`
 			LonelyGrace    int64 `json:"lonelyGrace"`
 			MaxRejects     int   `json:"maxRejects"`
+			Coordination   int64 `json:"coordinationGrace"`
+			StarveGrace    int64 `json:"starveGrace"`
 		} `json:"config"`
 		Blocks int         `json:"blocks"`
 		Done   []int       `json:"done"`
@@ -69,7 +71,8 @@ func TestSchedulerVectors(t *testing.T) {
 			cfg := SchedulerConfig{FirstBlocks: c.Config.FirstBlocks, InitialWindow: c.Config.InitialWindow,
 				MaxWindow: c.Config.MaxWindow, RequestTimeout: ms(c.Config.RequestTimeout),
 				EndgameBlocks: c.Config.EndgameBlocks, LoadedGrace: ms(c.Config.LoadedGrace),
-				LonelyGrace: ms(c.Config.LonelyGrace), MaxRejects: c.Config.MaxRejects}
+				LonelyGrace: ms(c.Config.LonelyGrace), MaxRejects: c.Config.MaxRejects,
+				CoordinationGrace: ms(c.Config.Coordination), StarveGrace: ms(c.Config.StarveGrace)}
 			done := make([]bool, c.Blocks)
 			for _, i := range c.Done {
 				done[i] = true
@@ -130,10 +133,23 @@ func TestSchedulerVectors(t *testing.T) {
 					}
 				case "done":
 					got = s.Done()
+				case "expectCoordination":
+					s.ExpectCoordination()
+				case "coordinate":
+					s.Coordinate(st.Value)
+				case "assigned":
+					s.Assigned(st.Has)
+				case "leased":
+					l, q := s.Leased()
+					got = []int{l, q}
+				case "takeClaims":
+					c := s.TakeClaims()
+					slices.Sort(c)
+					got = c
 				default:
 					t.Fatalf("step %d: unknown op %q", n, st.Op)
 				}
-				if got == nil && st.Op != "nextForPeer" && st.Op != "expire" && st.Op != "stalled" {
+				if got == nil && st.Op != "nextForPeer" && st.Op != "expire" && st.Op != "stalled" && st.Op != "takeClaims" {
 					continue
 				}
 				checkSchedStep(t, n, st, got)

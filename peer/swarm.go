@@ -104,6 +104,7 @@ func (s *swarm) evictLocked() bool {
 func (s *swarm) reportLocked(remote, reason string) {
 	already := s.banned[remote]
 	s.banned[remote] = true
+
 	if t := s.awaiting[remote]; t != nil {
 		t.Stop()
 		delete(s.awaiting, remote)
@@ -270,5 +271,16 @@ func (s *swarm) shutdown() {
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.close()
+	}
+}
+
+// assigned takes blocks the coordinator assigned to this swarm's download,
+// or gives them back when nothing here downloads any more.
+func (s *swarm) assigned(blocks []int) {
+	if s.dl != nil && s.dl.assigned(blocks) {
+		return
+	}
+	if a, ok := s.c.sig.(HTTPAssigner); ok {
+		a.Release(s.id, blocks)
 	}
 }

@@ -110,6 +110,7 @@ func normalize(m CoordinatorMessage) {
 		if v.Blocks == nil {
 			v.Blocks = []int{}
 		}
+
 	case *Join:
 		if v.Bitfield == nil {
 			v.Bitfield = Bitfield{}

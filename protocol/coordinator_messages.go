@@ -163,6 +163,9 @@ type Welcome struct {
 	// UploadConsent, UploadNever), which the browser client obeys. Empty
 	// (an older server) means UploadAlways.
 	Upload string `json:"upload,omitempty"`
+	// Assigns tells that the server hands out blocks to fetch from the
+	// origin (Fetch, Assign, Release; coordinator_assign.go).
+	Assigns bool `json:"assigns,omitempty"`
 }
 
 // ICEServer is one STUN or TURN server, as RTCIceServer has it.
@@ -399,6 +402,12 @@ func newCoordinatorMessage(typ string) CoordinatorMessage {
 		return new(PeerLeft)
 	case TypeError:
 		return new(Error)
+	case TypeFetch:
+		return new(Fetch)
+	case TypeAssign:
+		return new(Assign)
+	case TypeRelease:
+		return new(Release)
 	}
 	return nil
 }

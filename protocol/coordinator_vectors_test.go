@@ -88,6 +88,14 @@ var validCoordinatorCases = []struct {
 	{"load", &Load{Loaded: true}},
 	{"peer-left", &PeerLeft{Swarm: idS, Peer: idB}},
 	{"error", &Error{Code: ErrCodeUnknownSwarm, Message: "no manifest with this id", Swarm: idS}},
+	{"welcome-assigns", &Welcome{Version: 1, Peer: idA, Loaded: false, Limits: CoordinatorLimits{
+		MaxMessageSize: 65536, MaxSwarms: 8, MaxNeighbours: 6, MaxHaveBlocks: 1024, MessagesPerSecond: 50, MessageBurst: 200},
+		ICEServers: []ICEServer{}, Assigns: true}},
+	{"fetch", &Fetch{Swarm: idS, Want: 3}},
+	{"fetch-claim", &Fetch{Swarm: idS, Want: 2, Claim: []int{5, 9}}},
+	{"fetch-stop", &Fetch{Swarm: idS, Want: 0}},
+	{"assign", &Assign{Swarm: idS, Blocks: []int{17, 4}, Lease: 8000}},
+	{"release", &Release{Swarm: idS, Blocks: []int{4}}},
 }
 
 // invalidCoordinatorCases must each fail to decode with the error substring.
@@ -129,6 +137,12 @@ var invalidCoordinatorCases = []coordinatorBadVector{
 	{Name: "connection-no-path", JSON: `{"type":"connection","swarm":"` + idS + `","peer":"` + idB + `","result":"connected"}`, Error: "path must be"},
 	{Name: "connection-failed-path", JSON: `{"type":"connection","swarm":"` + idS + `","peer":"` + idB + `","result":"failed","path":"relay"}`, Error: "a failed attempt has no path"},
 	{Name: "received-bad-peer", JSON: `{"type":"received","swarm":"` + idS + `","peer":"x"}`, Error: "peer must be 64 lowercase hex"},
+	{Name: "fetch-want-too-many", JSON: `{"type":"fetch","swarm":"` + idS + `","want":17}`, Error: "want must be in [0, 16]"},
+	{Name: "fetch-claim-negative", JSON: `{"type":"fetch","swarm":"` + idS + `","want":1,"claim":[-1]}`, Error: "block index outside"},
+	{Name: "assign-no-lease", JSON: `{"type":"assign","swarm":"` + idS + `","blocks":[1],"lease":0}`, Error: "lease must be in [1, 600000] ms"},
+	{Name: "assign-empty", JSON: `{"type":"assign","swarm":"` + idS + `","blocks":[],"lease":8000}`, Error: "assign: no blocks"},
+	{Name: "assign-too-many", JSON: `{"type":"assign","swarm":"` + idS + `","blocks":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],"lease":1}`, Error: "more than 16 blocks"},
+	{Name: "release-empty", JSON: `{"type":"release","swarm":"` + idS + `","blocks":[]}`, Error: "release: no blocks"},
 	{Name: "error-no-code", JSON: `{"type":"error","message":"x"}`, Error: "code must be"},
 	{Name: "trailing-garbage", JSON: `{"type":"leave","swarm":"` + idS + `"} x`, Error: "not a JSON object"},
 	{Name: "invalid-utf8", Base64: base64.StdEncoding.EncodeToString([]byte("{\"type\":\"hello\",\"group\":\"\xff\"}")), Error: "not valid UTF-8"},

@@ -20,6 +20,7 @@ export class CoordinatorLink {
     this.loaded = false;
     this.peer = '';
     this.welcomeIce = null; // the welcome's ICE servers; null from a server that predates them
+    this.assigns = false; // the server hands out blocks to fetch from the origin
     this.ws = null;
     this.ready = false;
     this.backoff = MIN_BACKOFF;
@@ -127,6 +128,7 @@ export class CoordinatorLink {
       this.ready = true;
       this.peer = m.peer;
       this.welcomeIce = Array.isArray(m.iceServers) ? m.iceServers : null;
+      this.assigns = !!m.assigns;
       this.backoff = MIN_BACKOFF;
       const l = m.limits || {};
       this.rate = l.messagesPerSecond > 0 ? l.messagesPerSecond : this.rate;
@@ -155,6 +157,9 @@ export class CoordinatorLink {
   connection(swarm, peer, result, path) {
     if (this.welcomeIce) this.send(msg.connection(swarm, peer, result, path));
   }
+
+  /** Whether the server assigns blocks to fetch from the origin now (connected, and its welcome said so). */
+  assigning() { return this.ready && this.assigns; }
 
   setLoaded(v) {
     this.loaded = v;

@@ -36,6 +36,15 @@ export function connection(swarm, peer, result, path) {
   return m;
 }
 
+/** Leases wanted at once, and blocks fetched from the origin on our own (docs/PROTOCOL.md 3.9). */
+export function fetch(swarm, want, claim) {
+  const m = { type: 'fetch', swarm, want };
+  if (claim && claim.length) m.claim = claim;
+  return m;
+}
+
+export const release = (swarm, blocks) => ({ type: 'release', swarm, blocks });
+
 /** Parses a server message; null for anything that is not a typed object. */
 export function parse(text) {
   try {

@@ -6,8 +6,19 @@
 import { BlockScheduler } from './scheduler.js';
 import { verifyBlock, blockRange } from './hash.js';
 import { fetchBlock, OriginChanged } from './httpblock.js';
+import * as msg from './coordmsg.js';
 
 const TICK = 50, HTTP_WORKERS = 2, MAX_HTTP_FAILURES = 5;
+// Coordinated HTTP: each worker keeps a block in hand and the rest of the
+// want covers ASSIGN_DELAY at the rate blocks come from the origin (as
+// peer/assign.go's wantFor).
+const ASSIGN_DELAY = 350, MAX_WANT = 16;
+
+/** Leases to ask for with `workers` HTTP workers when one block takes perBlock ms (0: not measured). */
+export function wantFor(workers, perBlock) {
+  if (perBlock <= 0) return Math.min(MAX_WANT, 2 * workers);
+  return Math.min(MAX_WANT, workers + Math.max(1, Math.ceil((workers * ASSIGN_DELAY) / perBlock)));
+}
 
 export class Download {
   constructor(swarm, url, onProgress, schedulerConfig) {
@@ -25,6 +36,39 @@ export class Download {
     this.fromPeers = 0;
     this.failures = 0;
     this.wakers = [];
+    // Coordinated HTTP: the want last told (0: none since the link came up)
+    // and the mean time one HTTP block takes.
+    this.sentWant = 0;
+    this.perBlock = 0;
+    if (!swarm.ctx.httpOnly) this.sched.expectCoordination();
+  }
+
+  // coordinate follows the coordinator: HTTP takes its assignments while it
+  // gives them, and it hears how many this download wants and what HTTP
+  // took on its own.
+  coordinate() {
+    const link = this.swarm.ctx.link, on = !this.swarm.ctx.httpOnly && link.assigning();
+    this.sched.coordinate(on);
+    if (!on) { this.sentWant = 0; return; }
+    const want = wantFor(HTTP_WORKERS, this.perBlock), claims = this.sched.takeClaims();
+    if (want !== this.sentWant || claims.length) link.send(msg.fetch(this.swarm.id, want, claims));
+    this.sentWant = want;
+  }
+
+  /** Queues blocks the coordinator leased to this download; false once it has ended. */
+  assigned(blocks) {
+    if (this.ended) return false;
+    this.sched.assigned(blocks);
+    this.wake();
+    return true;
+  }
+
+  // httpDone learns how long an HTTP block takes, and hurries the haves
+  // along when few assignments are left in hand (the next ones come only
+  // once the coordinator hears of these).
+  httpDone(ms) {
+    this.perBlock = this.perBlock ? (3 * this.perBlock + ms) / 4 : ms;
+    if (this.sched.isCoordinated() && this.sched.leased()[1] < HTTP_WORKERS) this.swarm.flushHave();
   }
 
   /** Resolves when the store is complete; rejects on abort, OriginChanged or lasting HTTP failure. */
@@ -35,6 +79,13 @@ export class Download {
         this.ended = true;
         clearInterval(this.timer);
         for (const ac of this.httpStop.values()) ac.abort();
+        // The page stays in the swarm (it seeds): it wants no more blocks,
+        // and gives back the ones it will not fetch now.
+        if (this.sentWant) {
+          const link = this.swarm.ctx.link, left = [...this.sched.coord.leased];
+          link.send(msg.fetch(this.swarm.id, 0));
+          if (left.length) link.send(msg.release(this.swarm.id, left.slice(0, 64)));
+        }
         this.wake();
         if (this.swarm.download === this) this.swarm.download = null;
         signal && signal.removeEventListener('abort', onAbort);
@@ -48,6 +99,7 @@ export class Download {
       if (this.sched.isDone()) return this.finish();
       this.swarm.download = this;
       for (const c of this.swarm.openConns()) if (c.has) this.addPeer(c);
+      this.coordinate();
       this.timer = setInterval(() => this.tick(), TICK);
       for (let w = 0; w < HTTP_WORKERS; w++) this.httpWorker();
     });
@@ -69,6 +121,7 @@ export class Download {
       if (i < 0) { await this.idle(); continue; }
       const ac = new AbortController();
       this.httpStop.set(i, ac);
+      const t0 = performance.now();
       try {
         const data = await fetchBlock(this.url, m, i, ac.signal);
         if (this.ended) return;
@@ -77,6 +130,7 @@ export class Download {
         this.failures = 0;
         this.httpStop.delete(i);
         this.completed(i, '', data);
+        this.httpDone(performance.now() - t0);
         continue;
       } catch (err) {
         if (this.ended) return;
@@ -95,6 +149,7 @@ export class Download {
   // serve nothing useful (closing reports them), so their blocks go to
   // HTTP or other peers.
   tick() {
+    this.coordinate();
     const m = this.swarm.manifest, now = performance.now();
     const exp = this.sched.expire(now);
     for (const e of exp) {

@@ -3,7 +3,10 @@
 // peers behave alike in one swarm; docs/PROTOCOL.md ("Scheduler")
 // states the policy. Pure bookkeeping: no I/O, times passed in as ms.
 
-const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000, lonelyGrace: 500, peerGrace: 1000, maxRejects: 16 };
+const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeout: 8000, endgameBlocks: 8, loadedGrace: 3000, lonelyGrace: 500, peerGrace: 1000, maxRejects: 16, coordinationGrace: 500, starveGrace: 2000 };
+// Coordinated HTTP (docs/PROTOCOL.md 3.9): off (local rules), expected (the
+// coordinator's assignments are on their way), on.
+const COORD_OFF = 0, COORD_EXPECTED = 1, COORD_ON = 2;
 const NOT_HAVE = 2; // wire.REJECT_NOT_HAVE
 
 export class BlockScheduler {
@@ -32,7 +35,40 @@ export class BlockScheduler {
     this.wasIntroduced = false;
     // Set once the coordinator answered the join, naming neighbours or none.
     this.answered = false;
+    // Coordinated HTTP: blocks leased to us (not held yet), those HTTP has
+    // not taken yet in order, blocks taken on our own not yet told, and when
+    // some peer last had a request of ours in flight.
+    this.coord = { mode: COORD_OFF, queue: [], leased: new Set(), claims: [], claimed: new Set(), peersBusyAt: null };
   }
+
+  /** HTTP waits up to coordinationGrace from the start for the coordinator's assignments. */
+  expectCoordination() { if (this.coord.mode === COORD_OFF) this.coord.mode = COORD_EXPECTED; }
+
+  /** HTTP follows the coordinator's assignments (on), or the local rules again (off). */
+  coordinate(on) {
+    if (on) this.coord.mode = COORD_ON;
+    else if (this.coord.mode === COORD_ON) this.coord.mode = COORD_OFF;
+  }
+
+  isCoordinated() { return this.coord.mode === COORD_ON; }
+
+  /** Records blocks the coordinator leased to this download. */
+  assigned(blocks) {
+    for (const i of blocks) {
+      if (i >= 0 && i < this.done.length && !this.done[i] && !this.coord.leased.has(i)) {
+        this.coord.leased.add(i);
+        this.coord.queue.push(i);
+      }
+    }
+  }
+
+  /** [assigned blocks not held yet, those HTTP has not started]. */
+  leased() {
+    return [this.coord.leased.size, this.coord.queue.filter((i) => !this.done[i] && !this.http.has(i)).length];
+  }
+
+  /** Blocks HTTP took on its own since the last call. */
+  takeClaims() { return this.coord.claims.splice(0); }
 
   /** The coordinator answered the join (or topped it up) naming n neighbours (default 1). */
   introduced(n = 1) {
@@ -165,6 +201,8 @@ export class BlockScheduler {
 
   /** A block for an HTTP range request, or -1 if HTTP should idle (weak peers' claims do not count). */
   nextForHTTP(now) {
+    const c = this.nextCoordinated(now);
+    if (c !== null) return c;
     const n = this.done.length;
     const free = (i) => !this.done[i] && !this.http.has(i) && this.held(i) === 0;
     const take = (i) => { this.http.add(i); return i; };
@@ -197,7 +235,59 @@ export class BlockScheduler {
     return n;
   }
 
-  httpFailed(i) { this.http.delete(i); }
+  httpFailed(i) {
+    this.http.delete(i);
+    if (this.coord.leased.has(i)) this.coord.queue.unshift(i); // still ours to fetch
+  }
+
+  // nextCoordinated is nextForHTTP while the coordinator assigns (or is
+  // expected to); null when the local rules decide. Assigned blocks first;
+  // on our own (claimed), a late block no other connected peer has (not
+  // while loaded), and blocks no connected peer has once peers have had no
+  // request of ours for starveGrace (loadedGrace while loaded).
+  nextCoordinated(now) {
+    const c = this.coord, n = this.done.length;
+    if (c.mode === COORD_OFF) return null;
+    if (c.mode === COORD_EXPECTED) {
+      if (now - this.start < this.cfg.coordinationGrace) return -1;
+      c.mode = COORD_OFF;
+      return null;
+    }
+    if (c.peersBusyAt === null) c.peersBusyAt = now;
+    for (const p of this.peers.values()) if (p.inflight.size) { c.peersBusyAt = now; break; }
+    const free = (i) => !this.done[i] && !this.http.has(i) && this.held(i) === 0;
+    const take = (i, own) => {
+      this.http.add(i);
+      if (own && !c.leased.has(i) && !c.claimed.has(i)) { c.claimed.add(i); c.claims.push(i); }
+      return i;
+    };
+    while (c.queue.length) {
+      const i = c.queue.shift();
+      if (free(i)) return take(i, false);
+    }
+    // A late block another copy of which the origin would send while it is
+    // loaded waits for a peer that has it (or for peers to fall idle).
+    for (let i = 0; i < n; i++) if (free(i) && this.late[i] && !this.loaded && this.availFor(i) === 0) return take(i, true);
+    const grace = this.loaded ? Math.max(this.cfg.starveGrace, this.cfg.loadedGrace) : this.cfg.starveGrace;
+    if (now - c.peersBusyAt >= grace) {
+      let pick = -1, seen = 0;
+      for (let i = 0; i < n; i++) if (free(i) && this.sure[i] === 0 && Math.random() * ++seen < 1) pick = i;
+      if (pick >= 0) return take(pick, true);
+    }
+    // Endgame, not loaded: a duplicate of a peer request that has been out
+    // for a quarter of its deadline, not of every last block at once.
+    if (!this.loaded && this.endgame()) {
+      for (let i = 0; i < n; i++) if (!this.done[i] && !this.http.has(i) && this.requestedFor(i, now) >= this.cfg.requestTimeout / 4) return take(i, false);
+    }
+    return -1;
+  }
+
+  // requestedFor: how long the oldest peer request for block i has been out (0: none).
+  requestedFor(i, now) {
+    let d = 0;
+    for (const p of this.peers.values()) if (p.inflight.has(i)) d = Math.max(d, now - (p.inflight.get(i) - this.cfg.requestTimeout));
+    return d;
+  }
 
   /**
    * Marks block i held at `now`, delivered by peer `from` ('' for HTTP).
@@ -224,7 +314,7 @@ export class BlockScheduler {
       if (!p.inflight.size) p.owing = null; // we withdrew what it owed
     }
     losers.sort();
-    if (!this.done[i]) { this.done[i] = true; this.remaining--; }
+    if (!this.done[i]) { this.done[i] = true; this.remaining--; this.coord.leased.delete(i); }
     return { losers, httpLost };
   }
 

@@ -62,6 +62,10 @@ export class Swarm {
         if (c) c.signal(m.kind, m.data, m.mid).catch(() => c.close());
         break;
       }
+      case 'assign':
+        // Blocks to fetch from the origin; given back when nothing here downloads.
+        if (!this.download || !this.download.assigned(m.blocks || [])) this.ctx.link.send(msg.release(this.id, m.blocks || []));
+        break;
       case 'peer-left': {
         this.stopAwaiting(m.peer);
         const c = this.conns.get(m.peer);
@@ -226,6 +230,7 @@ export class Swarm {
   linkLost() {
     this.base = this.told;
     this.sent = '';
+    if (this.download) this.download.sentWant = 0; // the next connection hears the want again
   }
 
   /** Closes every neighbour connection, after telling the coordinator the latest counts. */

@@ -65,6 +65,8 @@ function coordinatorTests(vec) {
     report: (v) => coord.report(v.swarm, v.peer, v.reason),
     connection: (v) => coord.connection(v.swarm, v.peer, v.result, v.path),
     received: (v) => coord.received(v.swarm, v.peer),
+    fetch: (v) => coord.fetch(v.swarm, v.want, v.claim),
+    release: (v) => coord.release(v.swarm, v.blocks),
   };
   let built = 0;
   for (const v of vec.valid) {
@@ -103,6 +105,11 @@ function schedulerVectorTests(vec) {
         case 'expire': got = s.expire(st.at).map((e) => [e.peer, e.block]); break;
         case 'stalled': got = s.stalled(st.at); break;
         case 'done': got = s.isDone(); break;
+        case 'expectCoordination': return s.expectCoordination();
+        case 'coordinate': return s.coordinate(st.value);
+        case 'assigned': return s.assigned(st.has);
+        case 'leased': got = s.leased(); break;
+        case 'takeClaims': got = sorted(s.takeClaims()); break;
         case 'rejected': return check(s.rejected(st.peer, st.block, st.reason) === st.drop, name(n, st));
         case 'completed': case 'completedLast': {
           const block = st.op === 'completedLast' ? last.get(st.from)[0] : st.block;

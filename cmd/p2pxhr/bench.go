@@ -22,7 +22,9 @@ import (
 // Bounds of a bench run: it must stop by itself and stay on one machine.
 const (
 	maxBenchPeers = 64
-	maxBenchSize  = 1 << 30
+	// maxBenchBrowsers bounds --browsers: each is a Chromium process.
+	maxBenchBrowsers = 16
+	maxBenchSize     = 1 << 30
 	// maxBenchMemory caps peers × size: every P2P peer holds its copy in
 	// memory (it serves from it), so a sweep cannot exhaust the host.
 	maxBenchMemory = 6 << 30
@@ -89,10 +91,16 @@ Exit status: 0 done (goals are reported, not enforced), 1 the run failed
 // benchFlags defines bench's flags (tests build the same set).
 func benchFlags(fs *pflag.FlagSet) {
 	fs.StringSlice("peers", []string{"10"}, "number of peers; repeat or give a comma list for a sweep (1.."+strconv.Itoa(maxBenchPeers)+")")
+	fs.StringSlice("browsers", nil, "visitors are this many headless Chromium processes instead of Go peers; a comma list for a sweep (1.."+strconv.Itoa(maxBenchBrowsers)+")")
+	fs.String("chromium", "/usr/bin/chromium", "the Chromium executable for --browsers and --from-seeder")
+	fs.Bool("from-seeder", false, "measure one visitor alone against one Go seeder: a Go peer, then a Chromium tab (throughput and the tab's memory)")
 	fs.String("size", "64MiB", "size of the file every peer downloads")
 	fs.String("block-size", "256KiB", "the module's block_size (16KiB..4MiB)")
 	fs.String("origin-rate", "8MB/s", "the module's http_rate_limit: the origin's shared bandwidth")
+	fs.String("offload", "", "the module's offload policy (off, always, <rate>/s, in_flight <n>); default: the rate limit's pressure")
 	fs.Duration("arrivals", 5*time.Second, "peers start evenly over this window (0: all at once)")
+	fs.Bool("poisson", false, "peers arrive as a Poisson process over --arrivals instead of evenly (seeded by --rand-seed)")
+	fs.Int("busy", 0, "keep this many cores busy with other processes during the run, as a loaded visitor machine")
 	fs.Bool("seed-after", true, "peers keep seeding after completing until all are done (false: they leave)")
 	fs.Float64("churn", 0, "fraction of peers that cancel their download at a random point (0..0.9)")
 	fs.Bool("json", false, "print one JSON object per --peers value instead of a table")
@@ -104,6 +112,7 @@ func benchFlags(fs *pflag.FlagSet) {
 	// For explaining a missed goal with evidence, not for everyday use.
 	fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = fs.MarkHidden("cpuprofile")
+	fs.Bool("no-http", false, "skip the HTTP-only phase: offload, P2P times and the swarm floor only")
 	_ = fs.MarkHidden("rand-seed")
 	visitFlags(fs)
 }
@@ -111,10 +120,16 @@ func benchFlags(fs *pflag.FlagSet) {
 // benchConfig is bench's flags, checked.
 type benchConfig struct {
 	peers      []int
+	browsers   bool // the peers are Chromium processes
+	chromium   string
+	fromSeeder bool
 	size       int64
 	blockSize  int64
 	originRate int64
+	offload    string
 	arrivals   time.Duration
+	poisson    bool
+	busy       int
 	seedAfter  bool
 	churn      float64
 	json       bool
@@ -129,6 +144,7 @@ type benchConfig struct {
 	// coordinatorLog, if set, is where the bench site writes its
 	// coordinator's log (JSON lines), for telling who was banned.
 	coordinatorLog string
+	skipHTTP       bool
 }
 
 func cmdBench(fl caddycmd.Flags) (int, error) {
@@ -152,11 +168,26 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	if fs.NArg() != 0 {
 		return cfg, usageError{fmt.Errorf("bench takes no arguments, got %q", fs.Args())}
 	}
+	flag, most := "peers", maxBenchPeers
 	raw, _ := fs.GetStringSlice("peers")
+	if b, _ := fs.GetStringSlice("browsers"); len(b) > 0 {
+		if fs.Changed("peers") {
+			return cfg, usageError{fmt.Errorf("--browsers and --peers both name the visitors; give one")}
+		}
+		cfg.browsers, raw, flag, most = true, b, "browsers", maxBenchBrowsers
+	}
+	cfg.chromium, _ = fs.GetString("chromium")
+	cfg.fromSeeder, _ = fs.GetBool("from-seeder")
+	if cfg.fromSeeder && (fs.Changed("peers") || cfg.browsers) {
+		return cfg, usageError{fmt.Errorf("--from-seeder runs one Go peer and one browser tab; it takes no --peers or --browsers")}
+	}
+	if cfg.fromSeeder {
+		raw = []string{"1"}
+	}
 	for _, r := range raw {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
-		if err != nil || n < 1 || n > maxBenchPeers {
-			return cfg, usageError{fmt.Errorf("--peers %q: want whole numbers from 1 to %d", r, maxBenchPeers)}
+		if err != nil || n < 1 || n > most {
+			return cfg, usageError{fmt.Errorf("--%s %q: want whole numbers from 1 to %d", flag, r, most)}
 		}
 		if !slices.Contains(cfg.peers, n) {
 			cfg.peers = append(cfg.peers, n)
@@ -174,10 +205,19 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 		return cfg, err
 	}
 	if top := int64(cfg.peers[len(cfg.peers)-1]); top*cfg.size > maxBenchMemory {
-		return cfg, usageError{fmt.Errorf("--peers %d × --size %s is over the %s the bench may hold in memory",
-			top, humanize.IBytes(uint64(cfg.size)), humanize.IBytes(maxBenchMemory))}
+		return cfg, usageError{fmt.Errorf("--%s %d × --size %s is over the %s the bench may hold in memory",
+			flag, top, humanize.IBytes(uint64(cfg.size)), humanize.IBytes(maxBenchMemory))}
+	}
+	cfg.offload, _ = fs.GetString("offload")
+	if err := checkOffloadFlag(cfg.offload); err != nil {
+		return cfg, err
 	}
 	cfg.arrivals, _ = fs.GetDuration("arrivals")
+	cfg.poisson, _ = fs.GetBool("poisson")
+	cfg.busy, _ = fs.GetInt("busy")
+	if cfg.busy < 0 || cfg.busy > 64 {
+		return cfg, usageError{fmt.Errorf("--busy %d: want 0 to 64 busy processes", cfg.busy)}
+	}
 	cfg.seedAfter, _ = fs.GetBool("seed-after")
 	cfg.churn, _ = fs.GetFloat64("churn")
 	cfg.json, _ = fs.GetBool("json")
@@ -188,6 +228,7 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	if err := parseVisitFlags(fs, &cfg); err != nil {
 		return cfg, err
 	}
+	cfg.skipHTTP, _ = fs.GetBool("no-http")
 	adv, _ := fs.GetString("adversaries")
 	frac, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(adv), "%"), 64)
 	if strings.HasSuffix(strings.TrimSpace(adv), "%") {
@@ -207,6 +248,9 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	if cfg.adversaries > 0 && cfg.visits.n > 0 {
 		return cfg, usageError{fmt.Errorf("--adversaries and --visits are separate benchmarks: give one")}
 	}
+	if (cfg.browsers || cfg.fromSeeder) && (cfg.adversaries > 0 || cfg.visits.n > 0) {
+		return cfg, usageError{fmt.Errorf("--browsers and --from-seeder run Go or browser visitors alone; --adversaries and --visits are separate benchmarks")}
+	}
 	switch {
 	case cfg.arrivals < 0 || cfg.arrivals > time.Hour:
 		return cfg, usageError{fmt.Errorf("--arrivals %s: want a duration from 0 to 1h", cfg.arrivals)}
@@ -215,7 +259,34 @@ func parseBenchFlags(fs *pflag.FlagSet) (benchConfig, error) {
 	case cfg.timeout <= 0:
 		return cfg, usageError{fmt.Errorf("--timeout %s: want a positive duration", cfg.timeout)}
 	}
+	// Last: a usage error is reported even where Chromium is missing.
+	if cfg.browsers || cfg.fromSeeder {
+		if _, err := os.Stat(cfg.chromium); err != nil {
+			return cfg, fmt.Errorf("--chromium: %w (install Debian's chromium, or name the executable)", err)
+		}
+	}
 	return cfg, nil
+}
+
+// checkOffloadFlag refuses what the Caddyfile would, before any phase runs.
+func checkOffloadFlag(policy string) error {
+	if policy == "" {
+		return nil
+	}
+	f := strings.Fields(policy)
+	ok := len(f) == 1 && (f[0] == "off" || f[0] == "always")
+	if len(f) == 1 && !ok {
+		_, err := humanize.ParseBytes(strings.TrimSuffix(f[0], "/s"))
+		ok = err == nil
+	}
+	if len(f) == 2 && f[0] == "in_flight" {
+		n, err := strconv.Atoi(f[1])
+		ok = err == nil && n > 0
+	}
+	if !ok {
+		return usageError{fmt.Errorf("--offload %q: want off, always, a rate such as 6MB/s, or \"in_flight <n>\"", policy)}
+	}
+	return nil
 }
 
 // sizeFlag parses a byte size such as 64MiB or 8MB/s within [lo, hi].
@@ -245,6 +316,16 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit()
+	if cfg.busy > 0 {
+		stopBusy, err := startBusy(ctx, cfg.busy)
+		if err != nil {
+			return fmt.Errorf("--busy: %w", err)
+		}
+		defer stopBusy()
+	}
+	if cfg.fromSeeder {
+		return benchFromSeeder(ctx, cfg, stdout, stderr)
+	}
 	if cfg.visits.n > 0 {
 		return benchVisits(ctx, cfg, stdout, stderr)
 	}

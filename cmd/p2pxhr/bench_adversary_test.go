@@ -35,7 +35,9 @@ func TestBenchAdversariesJSON(t *testing.T) {
 		if ph.Completed != 4 || ph.CompletionRate != 1 || ph.WrongBytes != 0 || ph.HonestBanned != 0 || ph.Failure != "" {
 			t.Errorf("%s: %+v", name, ph)
 		}
-		if ph.MeanSeconds <= 0 || ph.Offload < 0 || ph.Offload > 0.75 {
+		// Up to (N-1)/N without attackers; the slow attacker seeds right
+		// bytes, so under attack the origin may send less than one copy.
+		if ph.MeanSeconds <= 0 || ph.Offload < 0 || ph.Offload > 1 {
 			t.Errorf("%s: mean %v, offload %v", name, ph.MeanSeconds, ph.Offload)
 		}
 	}

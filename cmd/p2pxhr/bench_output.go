@@ -105,10 +105,20 @@ func printBenchHeader(w io.Writer, cfg benchConfig) {
 	arr := "all at once"
 	if cfg.arrivals > 0 {
 		arr = "evenly over " + cfg.arrivals.String()
+		if cfg.poisson {
+			arr = "Poisson over " + cfg.arrivals.String()
+		}
 	}
-	fmt.Fprintf(w, "file %s, blocks %s, origin capped at %s/s, arrivals %s, seed after: %v, churn %.0f%%\n\n",
+	if cfg.busy > 0 {
+		arr += fmt.Sprintf(", %d core(s) kept busy", cfg.busy)
+	}
+	policy := cfg.offload
+	if policy == "" {
+		policy = "default (the rate limit's pressure)"
+	}
+	fmt.Fprintf(w, "file %s, blocks %s, origin capped at %s/s, offload policy %s, arrivals %s, seed after: %v, churn %.0f%%\n\n",
 		humanize.IBytes(uint64(cfg.size)), humanize.IBytes(uint64(cfg.blockSize)), humanize.Bytes(uint64(cfg.originRate)),
-		arr, cfg.seedAfter, cfg.churn*100)
+		policy, arr, cfg.seedAfter, cfg.churn*100)
 	fmt.Fprintf(w, "%5s %8s %7s %12s %10s %10s %10s %10s %8s %8s %s\n",
 		"peers", "offload", "limit", "origin", "p2p mean", "p2p p95", "http mean", "http p95", "p2p/http", "speedup", "verified")
 }
@@ -124,6 +134,8 @@ func printBenchRow(w io.Writer, r benchResult) {
 	if r.Churned > 0 {
 		fmt.Fprintf(w, "      (%d of %d peers left mid-way; times are of the %d that finished)\n", r.Churned, r.Peers, r.Peers-r.Churned)
 	}
+	fmt.Fprintf(w, "      swarm floor %.2fs (origin %.2fs, one peer from the swarm %.2fs): p2p mean / floor %.2f; load average %.2f → %.2f\n",
+		r.FloorSeconds, float64(r.Size)/float64(r.OriginRate), r.ProbeSeconds, r.FloorRatio, r.LoadAverage[0], r.LoadAverage[1])
 	if r.Failure != "" {
 		fmt.Fprintf(w, "      FAILED: %s\n", r.Failure)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/dustin/go-humanize"
 
@@ -11,7 +12,9 @@ import (
 )
 
 // writeBenchPlot draws one completion-time CDF panel per N (P2P against
-// HTTP only) and, for a sweep, offload and mean completion against N.
+// HTTP only) and, for a sweep, offload and mean completion against N; then
+// how many times each block left the origin. With --no-http P2P is drawn
+// against the swarm floor instead.
 func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 	var panels []benchplot.Panel
 	for _, r := range results {
@@ -19,13 +22,13 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 		if r.Churned > 0 {
 			title += fmt.Sprintf(" (%d left mid-way)", r.Churned)
 		}
+		series := []benchplot.Series{benchplot.CDF(fmt.Sprintf("P2P (mean %.1fs)", r.P2PMeanSeconds), r.P2PSeconds)}
+		if !cfg.skipHTTP {
+			series = append(series, benchplot.CDF(fmt.Sprintf("HTTP only (mean %.1fs)", r.HTTPMeanSeconds), r.HTTPSeconds))
+		}
 		panels = append(panels, benchplot.Panel{
 			Title: title, XLabel: "seconds from arrival", YLabel: "fraction of downloads done",
-			YMin: 0, YMax: 1,
-			Series: []benchplot.Series{
-				benchplot.CDF(fmt.Sprintf("P2P (mean %.1fs)", r.P2PMeanSeconds), r.P2PSeconds),
-				benchplot.CDF(fmt.Sprintf("HTTP only (mean %.1fs)", r.HTTPMeanSeconds), r.HTTPSeconds),
-			},
+			YMin: 0, YMax: 1, Series: series,
 		})
 	}
 	if len(results) > 1 {
@@ -35,7 +38,15 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 			off = append(off, r.Offload)
 			lim = append(lim, r.Limit)
 			p2p = append(p2p, r.P2PMeanSeconds)
-			plain = append(plain, r.HTTPMeanSeconds)
+			if cfg.skipHTTP {
+				plain = append(plain, r.FloorSeconds)
+			} else {
+				plain = append(plain, r.HTTPMeanSeconds)
+			}
+		}
+		other := benchplot.Series{Name: "HTTP only", X: ns, Y: plain, Markers: true}
+		if cfg.skipHTTP {
+			other = benchplot.Series{Name: "swarm floor max(F/C, F/d)", X: ns, Y: plain, Dashed: true, Color: "#888"}
 		}
 		panels = append(panels,
 			benchplot.Panel{
@@ -50,9 +61,12 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 				Title: "mean completion against N", XLabel: "peers (N)", YLabel: "seconds",
 				Series: []benchplot.Series{
 					{Name: "P2P", X: ns, Y: p2p, Markers: true},
-					{Name: "HTTP only", X: ns, Y: plain, Markers: true},
+					other,
 				},
 			})
+	}
+	if copies := copiesPanel(results); len(copies.Series) > 0 {
+		panels = append(panels, copies)
 	}
 	arr := "at once"
 	if cfg.arrivals > 0 {
@@ -68,4 +82,32 @@ func writeBenchPlot(path string, cfg benchConfig, results []benchResult) error {
 		return err
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// copiesPanel shows, for each N, the fraction of blocks that left the
+// origin k times (the P2P peers' range requests): 1 is the ideal.
+func copiesPanel(results []benchResult) benchplot.Panel {
+	p := benchplot.Panel{Title: "origin copies per block (P2P phase)", XLabel: "times a block left the origin",
+		YLabel: "fraction of blocks", YMin: 0, YMax: 1}
+	for _, r := range results {
+		most, total := 0, 0
+		for k, n := range r.BlockHTTPCopies {
+			c, err := strconv.Atoi(k)
+			if err != nil {
+				continue
+			}
+			most = max(most, c)
+			total += n
+		}
+		if total == 0 {
+			continue
+		}
+		sr := benchplot.Series{Name: fmt.Sprintf("N = %d (%.2f copies of the file)", r.Peers, float64(r.OriginBytes)/float64(r.Size)), Markers: true}
+		for c := 1; c <= most; c++ {
+			sr.X = append(sr.X, float64(c))
+			sr.Y = append(sr.Y, float64(r.BlockHTTPCopies[strconv.Itoa(c)])/float64(total))
+		}
+		p.Series = append(p.Series, sr)
+	}
+	return p
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +66,54 @@ func (l *rangeLog) copies() (hist map[string]int, requests int) {
 		hist[strconv.Itoa(k)]++
 	}
 	return hist, l.total
+}
+
+// rangesFromAccessLog reads the site's access log for range requests of
+// path made since begin: the server's view of what the peers asked for.
+func (s *benchSite) rangesFromAccessLog(path string, begin time.Time) (*rangeLog, error) {
+	b, err := os.ReadFile(s.accessLog)
+	if err != nil {
+		return nil, err
+	}
+	type entry struct {
+		TS      float64 `json:"ts"`
+		Request struct {
+			Method  string              `json:"method"`
+			URI     string              `json:"uri"`
+			Headers map[string][]string `json:"headers"`
+		} `json:"request"`
+	}
+	l := newRangeLog()
+	l.begin = begin
+	var times []time.Time
+	var starts []int64
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var e entry
+		if len(line) == 0 || json.Unmarshal(line, &e) != nil || e.Request.Method != http.MethodGet {
+			continue
+		}
+		rg := e.Request.Headers["Range"]
+		if u, _, _ := strings.Cut(e.Request.URI, "?"); u != path || len(rg) == 0 {
+			continue
+		}
+		spec, _ := strings.CutPrefix(rg[0], "bytes=")
+		first, _, _ := strings.Cut(spec, "-")
+		start, err := strconv.ParseInt(first, 10, 64)
+		if err != nil {
+			continue
+		}
+		// ts is when the request ended; order and gaps are approximate.
+		times = append(times, time.Unix(0, int64(e.TS*1e9)))
+		starts = append(starts, start)
+	}
+	for i, start := range starts {
+		l.starts[start]++
+		l.total++
+		if i > 0 && times[i].Sub(times[i-1]) > l.gap {
+			l.gap, l.gapFrom = times[i].Sub(times[i-1]), times[i-1].Sub(begin)
+		}
+	}
+	return l, nil
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

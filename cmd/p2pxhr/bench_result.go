@@ -10,14 +10,23 @@ import (
 
 // benchResult is one N's figures; its JSON is bench --json's output.
 type benchResult struct {
-	Peers           int     `json:"peers"`
+	Peers int `json:"peers"`
+	// Browsers: the peers were headless Chromium processes (--browsers).
+	Browsers        bool    `json:"browsers,omitempty"`
 	Size            int64   `json:"size"`
 	BlockSize       int64   `json:"blockSize"`
 	OriginRate      int64   `json:"originRate"`
+	OffloadPolicy   string  `json:"offloadPolicy,omitempty"`
 	ArrivalsSeconds float64 `json:"arrivalsSeconds"`
 	SeedAfter       bool    `json:"seedAfter"`
 	Churn           float64 `json:"churn"`
 	Churned         int     `json:"churned"`
+	Poisson         bool    `json:"poisson,omitempty"`
+	// Busy is how many cores other processes kept busy (--busy);
+	// LoadAverage the machine's 1-minute load average when the P2P phase
+	// started and when the HTTP phase ended.
+	Busy        int        `json:"busy,omitempty"`
+	LoadAverage [2]float64 `json:"loadAverage"`
 
 	// Offload is 1 − originBytes/deliveredBytes, both of the P2P phase,
 	// the origin's counted at the module; Limit is (N−1)/N, since the
@@ -49,6 +58,14 @@ type benchResult struct {
 	HTTPP95Seconds  float64 `json:"httpP95Seconds"`
 	// Speedup is httpMean / p2pMean; its inverse is the goal's ratio.
 	Speedup float64 `json:"speedup"`
+	// FloorSeconds is the swarm floor max(F/C_origin, F/d): no visitor can
+	// finish sooner on average than the origin can send one copy, nor than
+	// one peer can take the file in (d, measured by ProbeSeconds: one more
+	// peer downloading from the finished swarm). FloorRatio is the P2P mean
+	// over it.
+	ProbeSeconds float64 `json:"probeSeconds,omitempty"`
+	FloorSeconds float64 `json:"floorSeconds"`
+	FloorRatio   float64 `json:"floorRatio"`
 
 	// Verified: every completing peer's copy and every HTTP body hashed
 	// equal to the origin's SHA-256, and no download failed.
@@ -73,18 +90,42 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 		site.stop()
 		return benchResult{}, fmt.Errorf("reference hash: %w", err)
 	}
-	p2p, err := runP2PPhase(ctx, site, cfg, "P2P", n, want, nil, prog)
+	var browsers []*benchBrowser
+	if cfg.browsers {
+		if browsers, err = launchBenchBrowsers(ctx, cfg.chromium, n); err != nil {
+			site.stop()
+			return benchResult{}, err
+		}
+		defer closeBenchBrowsers(browsers)
+	}
+	loadStart := loadAverage()
+	var p2p phaseResult
+	if cfg.browsers {
+		p2p, err = runBrowserPhase(ctx, browsers, site, cfg, true, want, prog)
+	} else {
+		p2p, err = runP2PPhase(ctx, site, cfg, "P2P", n, want, nil, prog)
+	}
 	site.stop()
 	if err != nil {
 		return benchResult{}, fmt.Errorf("P2P phase: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return benchResult{}, fmt.Errorf("P2P phase: %w", err)
+	}
+	var plain phaseResult
+	if cfg.skipHTTP {
+		r := summarise(cfg, n, p2p, plain)
+		r.LoadAverage = [2]float64{loadStart, loadAverage()}
+		return r, nil
 	}
 	if site, err = startBenchSite(ctx, cfg); err != nil {
 		return benchResult{}, err
 	}
-	plain, err := runHTTPPhase(ctx, site, cfg, n, want, prog)
+	if cfg.browsers {
+		plain, err = runBrowserPhase(ctx, browsers, site, cfg, false, want, prog)
+	} else {
+		plain, err = runHTTPPhase(ctx, site, cfg, n, want, prog)
+	}
 	site.stop()
 	if err != nil {
 		return benchResult{}, fmt.Errorf("HTTP phase: %w", err)
@@ -92,14 +133,16 @@ func benchOne(ctx context.Context, cfg benchConfig, n int, prog *benchProgress) 
 	if err := ctx.Err(); err != nil {
 		return benchResult{}, fmt.Errorf("HTTP phase: %w", err)
 	}
-	return summarise(cfg, n, p2p, plain), nil
+	r := summarise(cfg, n, p2p, plain)
+	r.LoadAverage = [2]float64{loadStart, loadAverage()}
+	return r, nil
 }
 
 // summarise turns two phases into figures.
 func summarise(cfg benchConfig, n int, p2p, plain phaseResult) benchResult {
 	r := benchResult{
-		Peers: n, Size: cfg.size, BlockSize: cfg.blockSize, OriginRate: cfg.originRate,
-		ArrivalsSeconds: cfg.arrivals.Seconds(), SeedAfter: cfg.seedAfter, Churn: cfg.churn,
+		Peers: n, Browsers: cfg.browsers, Size: cfg.size, BlockSize: cfg.blockSize, OriginRate: cfg.originRate,
+		OffloadPolicy: cfg.offload, ArrivalsSeconds: cfg.arrivals.Seconds(), Poisson: cfg.poisson, Busy: cfg.busy, SeedAfter: cfg.seedAfter, Churn: cfg.churn,
 		Limit:       float64(n-1) / float64(n),
 		OriginBytes: p2p.originBytes, HTTPOriginBytes: plain.originBytes,
 		P2PWall: p2p.wall.Seconds(), HTTPWall: plain.wall.Seconds(),
@@ -144,7 +187,12 @@ func summarise(cfg benchConfig, n int, p2p, plain phaseResult) benchResult {
 	if r.P2PMeanSeconds > 0 {
 		r.Speedup = r.HTTPMeanSeconds / r.P2PMeanSeconds
 	}
-	r.Verified = len(errs) == 0 && len(r.P2PSeconds) == n-r.Churned && len(r.HTTPSeconds) == n-r.Churned
+	r.ProbeSeconds = math.Round(p2p.probe*1000) / 1000
+	r.FloorSeconds = math.Round(max(float64(cfg.size)/float64(cfg.originRate), p2p.probe)*1000) / 1000
+	if r.FloorSeconds > 0 {
+		r.FloorRatio = math.Round(r.P2PMeanSeconds/r.FloorSeconds*1000) / 1000
+	}
+	r.Verified = len(errs) == 0 && len(r.P2PSeconds) == n-r.Churned && (cfg.skipHTTP || len(r.HTTPSeconds) == n-r.Churned)
 	if err := errors.Join(errs...); err != nil {
 		r.Failure = err.Error()
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -23,7 +24,8 @@ var benchSiteMu sync.Mutex
 
 // benchSite is one in-process Caddy serving the bench's origin.
 type benchSite struct {
-	base string // http://127.0.0.1:port
+	base      string // http://127.0.0.1:port
+	accessLog string // with browsers: Caddy's access log of the site, JSON lines
 }
 
 // benchCaddyfile is the site under test. /files/* goes through p2pxhr
@@ -34,8 +36,14 @@ type benchSite struct {
 // attacking host opens many WebSockets from one address (eclipse: 12), so
 // the per-address WebSocket cap is off. With cfg.coordinatorLog the
 // coordinator's log goes there as JSON lines, debug included (bans, losses
-// of standing, every report), for the attack comparison.
-func benchCaddyfile(addr string, cfg benchConfig) string {
+// of standing, every report), for the attack comparison. With accessLog
+// the site's access log goes there (browsers' range requests cannot be
+// watched from the client side).
+func benchCaddyfile(addr string, cfg benchConfig, accessLog string) string {
+	logLine := ""
+	if accessLog != "" {
+		logLine = fmt.Sprintf("log {\n\t\toutput file %s\n\t\tformat json\n\t}", accessLog)
+	}
 	coordLog := ""
 	if cfg.coordinatorLog != "" {
 		coordLog = fmt.Sprintf(`
@@ -55,6 +63,11 @@ func benchCaddyfile(addr string, cfg benchConfig) string {
 	}%s
 }
 http://%s {
+	%s
+	handle %s {
+		header Content-Type "text/html; charset=utf-8"
+		respond %q
+	}
 	handle /origin/* {
 		p2pxhr_demo_files {
 			size %d
@@ -63,6 +76,7 @@ http://%s {
 	handle {
 		p2pxhr {
 			http_rate_limit %d
+			%s
 			block_size %d
 			min_size 0
 			max_size %d
@@ -76,7 +90,15 @@ http://%s {
 		}
 	}
 }
-`, coordLog, addr, cfg.size, cfg.originRate, cfg.blockSize, max(cfg.size, 1<<20), cfg.size)
+`, coordLog, addr, logLine, benchPagePath, benchPage, cfg.size, cfg.originRate, offloadLine(cfg.offload), cfg.blockSize, max(cfg.size, 1<<20), cfg.size)
+}
+
+// offloadLine is the site's offload subdirective, if --offload gave one.
+func offloadLine(policy string) string {
+	if policy == "" {
+		return ""
+	}
+	return "offload " + policy
 }
 
 // startBenchSite loads a fresh config on a free loopback port. A fresh
@@ -90,7 +112,16 @@ func startBenchSite(ctx context.Context, cfg benchConfig) (*benchSite, error) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	raw, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(benchCaddyfile(addr, cfg)), nil)
+	var accessLog string
+	if cfg.browsers {
+		f, err := os.CreateTemp("", "p2pxhr-bench-access-*.log")
+		if err != nil {
+			return nil, err
+		}
+		accessLog = f.Name()
+		f.Close()
+	}
+	raw, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(benchCaddyfile(addr, cfg, accessLog)), nil)
 	if err != nil {
 		return nil, fmt.Errorf("bench config: %w", err)
 	}
@@ -99,7 +130,7 @@ func startBenchSite(ctx context.Context, cfg benchConfig) (*benchSite, error) {
 		benchSiteMu.Unlock()
 		return nil, fmt.Errorf("starting caddy: %w", err)
 	}
-	s := &benchSite{base: "http://" + addr}
+	s := &benchSite{base: "http://" + addr, accessLog: accessLog}
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -117,6 +148,9 @@ func startBenchSite(ctx context.Context, cfg benchConfig) (*benchSite, error) {
 func (s *benchSite) stop() {
 	_ = caddy.Stop()
 	benchSiteMu.Unlock()
+	if s.accessLog != "" {
+		os.Remove(s.accessLog)
+	}
 }
 
 // fileURL is the shared resource every peer downloads.

@@ -36,6 +36,7 @@ type phaseResult struct {
 	originBytes int64 // counted at the module
 	wall        time.Duration
 	ranges      *rangeLog // P2P phase: the peers' HTTP range requests
+	probe       float64   // P2P phase: seconds one more peer took from the finished swarm (0: not run)
 }
 
 // arrivalOffset spreads n arrivals evenly over window, first at 0 and last
@@ -118,7 +119,7 @@ func runP2PPhase(ctx context.Context, site *benchSite, cfg benchConfig, name str
 					finishing.Done()
 				}
 			}
-			if err := waitArrival(ctx, start.Add(arrivalOffset(i, n, cfg.arrivals))); err != nil {
+			if err := waitArrival(ctx, start.Add(cfg.arrivalAt(i, n))); err != nil {
 				o.err = err
 				counted()
 				return
@@ -127,11 +128,15 @@ func runP2PPhase(ctx context.Context, site *benchSite, cfg benchConfig, name str
 		}()
 	}
 	finishing.Wait()
-	allDone()
-	all.Wait()
 	res.wall = time.Since(start)
+	// The phase's origin bytes, before the probe adds its own.
 	var err error
 	res.originBytes, err = site.settledOriginBytes(ctx)
+	if err == nil {
+		res.probe = probeSwarm(ctx, site, cfg, want)
+	}
+	allDone()
+	all.Wait()
 	return res, err
 }
 
@@ -223,7 +228,7 @@ func runHTTPPhase(ctx context.Context, site *benchSite, cfg benchConfig, n int, 
 		go func() {
 			defer wg.Done()
 			o := &res.outcomes[i]
-			if o.err = waitArrival(ctx, start.Add(arrivalOffset(i, n, cfg.arrivals))); o.err != nil {
+			if o.err = waitArrival(ctx, start.Add(cfg.arrivalAt(i, n))); o.err != nil {
 				return
 			}
 			stopAt := int64(-1)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/pflag"
 )
@@ -80,7 +81,26 @@ func TestBenchEndToEndJSON(t *testing.T) {
 			t.Errorf("N=%v: HTTP phase origin bytes %v, want N×size = %v", n, got, want)
 		}
 	}
-	checkPlot(t, plot, "P2P", "HTTP only", "offload")
+	checkPlot(t, plot, "P2P", "HTTP only", "offload", "copies of the file")
+}
+
+// With --no-http there is no HTTP-only phase to draw: the plot compares
+// P2P with the swarm floor instead of an empty "HTTP only" series.
+func TestBenchNoHTTPPlot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	plot := filepath.Join(t.TempDir(), "out.svg")
+	r := benchCmd(t, ctx, "--peers", "2,3", "--size", "1MiB", "--block-size", "64KiB",
+		"--origin-rate", "64MB/s", "--arrivals", "200ms", "--no-http", "--json", "--plot", plot, "--timeout", "50s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	series := checkPlot(t, plot, "P2P", "swarm floor", "offload", "copies of the file")
+	for _, s := range series {
+		if strings.Contains(s, "HTTP only") {
+			t.Errorf("plot has an HTTP-only series %q without an HTTP phase", s)
+		}
+	}
 }
 
 func TestBenchTableAndChurn(t *testing.T) {
@@ -110,6 +130,15 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--size", "lots"}, "--size"},
 		{[]string{"--block-size", "1KiB"}, "--block-size"},
 		{[]string{"--origin-rate", "fast"}, "--origin-rate"},
+		{[]string{"--offload", "sometimes"}, "--offload"},
+		{[]string{"--browsers", "0"}, "--browsers"},
+		{[]string{"--busy", "-1"}, "--busy"},
+		{[]string{"--browsers", "17"}, "from 1 to 16"},
+		{[]string{"--browsers", "2", "--peers", "3"}, "give one"},
+		{[]string{"--from-seeder", "--peers", "2"}, "--from-seeder"},
+		{[]string{"--browsers", "2", "--visits", "3"}, "separate benchmarks"},
+		{[]string{"--from-seeder", "--adversaries", "20%"}, "separate benchmarks"},
+		{[]string{"--offload", "in_flight x"}, "--offload"},
 		{[]string{"--churn", "1"}, "--churn"},
 		{[]string{"--arrivals", "-1s"}, "--arrivals"},
 		{[]string{"--timeout", "0s"}, "--timeout"},
@@ -120,6 +149,95 @@ func TestBenchFlagErrors(t *testing.T) {
 		if r.code != exitUsage || r.err == nil || !strings.Contains(r.err.Error(), tc.want) {
 			t.Errorf("%q: exit %d, error %v; want exit 2 mentioning %q", tc.args, r.code, r.err, tc.want)
 		}
+	}
+}
+
+// Each --offload policy reaches the bench site's Caddyfile, which adapts.
+func TestBenchSiteCarriesOffloadPolicy(t *testing.T) {
+	for policy, want := range map[string]string{
+		"":             `"http_rate_limit":8000000,`,
+		"always":       `"offload":{"always":true}`,
+		"off":          `"offload":{"off":true}`,
+		"6MB/s":        `"offload":{"egress_rate":6000000}`,
+		"in_flight 12": `"offload":{"in_flight":12}`,
+	} {
+		cfg := benchConfig{size: 1 << 20, blockSize: 64 << 10, originRate: 8_000_000, offload: policy}
+		raw, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(benchCaddyfile("127.0.0.1:1", cfg, "")), nil)
+		if err != nil {
+			t.Errorf("--offload %q: %v", policy, err)
+			continue
+		}
+		if !strings.Contains(string(raw), want) || (policy == "" && strings.Contains(string(raw), `"offload"`)) {
+			t.Errorf("--offload %q: config lacks %s:\n%s", policy, want, raw)
+		}
+	}
+}
+
+// needChromium skips a test without Debian's Chromium, unless the
+// environment requires browsers (test.sh installs them).
+func needChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		if os.Getenv("P2PXHR_REQUIRE_BROWSERS") == "1" {
+			t.Fatalf("no Chromium: %v", err)
+		}
+		t.Skipf("no Chromium: %v", err)
+	}
+}
+
+// Browsers as the visitors: two Chromium processes download through the
+// module and from each other, then plainly, and the same figures come out.
+func TestBenchBrowsersJSON(t *testing.T) {
+	needChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := benchCmd(t, ctx, "--browsers", "2", "--size", "4MiB", "--origin-rate", "2MB/s", "--arrivals", "500ms",
+		"--json", "--timeout", "170s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	var res benchResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout.String())), &res); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, r.stdout)
+	}
+	if !res.Browsers || res.Peers != 2 || !res.Verified || len(res.P2PSeconds) != 2 || len(res.HTTPSeconds) != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	// The origin cap makes the second visitor want the first's blocks.
+	if res.PeerBytes <= 0 || res.Offload <= 0 || res.OriginBytes >= 2*res.Size {
+		t.Errorf("no sharing between the browsers: %d bytes from peers, offload %.3f, origin %d", res.PeerBytes, res.Offload, res.OriginBytes)
+	}
+	if res.RangeRequests == 0 || len(res.BlockHTTPCopies) == 0 {
+		t.Errorf("the access log gave no range requests: %+v", res)
+	}
+	if res.HTTPOriginBytes != 2*res.Size {
+		t.Errorf("HTTP phase origin bytes %d, want %d", res.HTTPOriginBytes, 2*res.Size)
+	}
+}
+
+// One visitor from one Go seeder: a Go peer then a tab, both verified,
+// throughput and the tab's memory reported.
+func TestBenchFromSeeder(t *testing.T) {
+	needChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := benchCmd(t, ctx, "--from-seeder", "--size", "4MiB", "--json", "--timeout", "170s")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %v\nstdout:\n%s\nstderr:\n%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	var res seederResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout.String())), &res); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, r.stdout)
+	}
+	if !res.Verified || res.GoMBps <= 0 || res.BrowserMBps <= 0 || res.Ratio <= 0 {
+		t.Fatalf("result %+v", res)
+	}
+	// The seeder carries the file: the origin is capped and loaded.
+	if res.GoFromPeers < res.Size/2 || res.BrowserFromPeers < res.Size/2 {
+		t.Errorf("the seeder carried %d (Go) and %d (browser) of %d bytes", res.GoFromPeers, res.BrowserFromPeers, res.Size)
+	}
+	if res.BrowserRSSIdle <= 0 || res.BrowserRSSPeak < res.BrowserRSSIdle {
+		t.Errorf("browser memory idle %d, peak %d", res.BrowserRSSIdle, res.BrowserRSSPeak)
 	}
 }
 
@@ -135,6 +253,18 @@ func TestArrivalsAndChurnPlan(t *testing.T) {
 	}
 	if got := arrivalOffset(0, 1, time.Second); got != 0 {
 		t.Errorf("a lone peer arrives at %v", got)
+	}
+	cfg := benchConfig{arrivals: time.Minute, poisson: true, randSeed: 1}
+	var prev time.Duration
+	for i := range 20 {
+		at := cfg.arrivalAt(i, 20)
+		if at < prev || at > time.Minute || at != cfg.arrivalAt(i, 20) {
+			t.Fatalf("Poisson arrival %d at %v after %v: want sorted, within the window, repeatable", i, at, prev)
+		}
+		prev = at
+	}
+	if cfg.arrivalAt(0, 20) == arrivalOffset(0, 20, time.Minute) && cfg.arrivalAt(19, 20) == time.Minute {
+		t.Error("Poisson arrivals are the even ones")
 	}
 	plan := churnPlan(10, 0.3, 1)
 	if len(plan) != 3 {
@@ -154,8 +284,9 @@ func TestArrivalsAndChurnPlan(t *testing.T) {
 	}
 }
 
-// checkPlot parses an SVG and checks it names each series.
-func checkPlot(t *testing.T, path string, names ...string) {
+// checkPlot parses an SVG and checks it names each series; it returns
+// every series' name.
+func checkPlot(t *testing.T, path string, names ...string) []string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -193,6 +324,7 @@ func checkPlot(t *testing.T, path string, names ...string) {
 			t.Errorf("plot has no %q series; has %q", n, series)
 		}
 	}
+	return series
 }
 
 // The visits scenario end to end, small: visitors one at a time; with
