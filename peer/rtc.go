@@ -18,7 +18,7 @@ type RTCConfig struct {
 	ICEServers []webrtc.ICEServer
 	// Loopback restricts candidates to UDP4 on loopback with mDNS off: the
 	// settings seen working for pion↔pion and pion↔Chromium on one machine
-	// with no STUN server (shared/TESTING.md).
+	// with no STUN server (the e2e tests with Go peers and tabs use them).
 	Loopback bool
 	// ListenAddr is the UDP address of the Client's one ICE socket; empty
 	// means "127.0.0.1:0" with Loopback and ":0" otherwise.
