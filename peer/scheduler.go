@@ -115,6 +115,10 @@ type schedPeer struct {
 	owing   time.Time
 	rejects int
 	proven  bool // it has delivered a block in this download
+	// lastAt is when it last delivered a block we asked for; perBlock is
+	// how long one block takes it (moving average), zero until measured.
+	lastAt   time.Time
+	perBlock time.Duration
 }
 
 // Expiry is a peer request that missed its deadline.
@@ -273,6 +277,35 @@ func (s *BlockScheduler) Stalled(now time.Time) []string {
 	return out
 }
 
+// paced is how many requests p may have in flight: its window, but no more
+// than it delivers in half a request deadline at its measured pace. A peer
+// serves our requests one after another, so a deep queue on a slow link
+// (a busy CPU at either end) would miss deadlines for blocks it is about to
+// send, and each miss sends a block the swarm has back to the origin; a
+// shallower queue costs a slow link nothing, as it is full either way.
+func (s *BlockScheduler) paced(p *schedPeer) int {
+	if p.perBlock <= 0 {
+		return p.window
+	}
+	return min(p.window, max(1, int(s.cfg.RequestTimeout/2/p.perBlock)))
+}
+
+// timeBlock learns p's pace from a block asked for at sent and delivered
+// at now: it began on it when we asked or when it sent the previous one,
+// whichever is later.
+func (s *BlockScheduler) timeBlock(p *schedPeer, sent, now time.Time) {
+	took := now.Sub(sent)
+	if p.lastAt.After(sent) {
+		took = now.Sub(p.lastAt)
+	}
+	p.lastAt = now
+	if p.perBlock <= 0 {
+		p.perBlock = took
+	} else {
+		p.perBlock = (3*p.perBlock + took) / 4
+	}
+}
+
 func (s *BlockScheduler) release(p *schedPeer, i int) {
 	if _, ok := p.inflight[i]; ok {
 		delete(p.inflight, i)
@@ -303,7 +336,7 @@ func (s *BlockScheduler) NextForPeer(id string, now time.Time) []int {
 		return nil
 	}
 	var out []int
-	for len(p.inflight) < p.window {
+	for len(p.inflight) < s.paced(p) {
 		end := s.endgame()
 		best, bestAvail, ties := -1, 0, 0
 		for i, d := range s.done {
@@ -417,8 +450,9 @@ func (s *BlockScheduler) HTTPFailed(i int) {
 // sorted) and whether an HTTP fetch of it lost. The winner's window grows.
 func (s *BlockScheduler) Completed(i int, from string, now time.Time) (losers []string, httpLost bool) {
 	if p := s.peers[from]; p != nil {
-		if _, ok := p.inflight[i]; ok {
+		if dl, ok := p.inflight[i]; ok {
 			s.setWindow(p, min(s.cfg.MaxWindow, p.window+1))
+			s.timeBlock(p, dl.Add(-s.cfg.RequestTimeout), now)
 		}
 		s.release(p, i)
 		// Useful: the clock restarts for what it still owes.

@@ -39,3 +39,50 @@ func TestSchedulerTiesBrokenAtRandom(t *testing.T) {
 		t.Errorf("40 schedulers picked only %d different first blocks", len(firsts))
 	}
 }
+
+// TestSchedulerSlowSteadyLinkMissesNoDeadline drives the scheduler against a
+// simulated peer that serves our requests one after another at a steady
+// pace slower than the window fills: a busy CPU at either end. Every missed
+// deadline would send a block the swarm has back to the origin; the queue
+// must follow the pace instead, and the link must stay busy.
+func TestSchedulerSlowSteadyLinkMissesNoDeadline(t *testing.T) {
+	for _, perBlock := range []time.Duration{300 * time.Millisecond, 900 * time.Millisecond, 1900 * time.Millisecond} {
+		t.Run(perBlock.String(), func(t *testing.T) {
+			const blocks = 96
+			now := time.Unix(0, 0)
+			s := NewBlockScheduler(SchedulerConfig{FirstBlocks: -1, EndgameBlocks: -1}, make([]bool, blocks), now)
+			s.AddPeer("p", slices.Repeat([]bool{true}, blocks))
+			var queue []int // requests at the peer, served in order
+			var busyUntil time.Time
+			missed := 0
+			for !s.Done() && now.Before(time.Unix(0, 0).Add(blocks*perBlock*2)) {
+				queue = append(queue, s.NextForPeer("p", now)...)
+				if len(queue) > 0 && busyUntil.IsZero() {
+					busyUntil = now.Add(perBlock)
+				}
+				if len(queue) > 0 && !now.Before(busyUntil) {
+					s.Completed(queue[0], "p", now)
+					queue = queue[1:]
+					busyUntil = time.Time{}
+					if len(queue) > 0 {
+						busyUntil = now.Add(perBlock)
+					}
+					continue
+				}
+				for _, e := range s.Expire(now) {
+					missed++
+					queue = slices.DeleteFunc(queue, func(i int) bool { return i == e.Block })
+				}
+				now = now.Add(10 * time.Millisecond)
+			}
+			if missed > 0 {
+				t.Errorf("%d requests missed their deadline", missed)
+			}
+			// The link idles only while a request crosses it, never for want of
+			// one: within a few percent of back-to-back service.
+			if took, ideal := now.Sub(time.Unix(0, 0)), blocks*perBlock; !s.Done() || took > ideal*105/100 {
+				t.Errorf("done %v after %v; back to back it takes %v", s.Done(), took, ideal)
+			}
+		})
+	}
+}

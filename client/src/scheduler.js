@@ -87,8 +87,10 @@ export class BlockScheduler {
     this.removePeer(id);
     // owing: when it was asked for a block and delivered none since (null:
     // owes nothing); rejects: requests declined since its last block;
-    // proven: it has delivered a block in this download.
-    const p = { has: new Array(this.done.length).fill(false), window: this.cfg.initialWindow, inflight: new Map(), skip: new Set(), owing: null, rejects: 0, proven: false };
+    // proven: it has delivered a block in this download; lastAt, perBlock:
+    // when it last delivered a block we asked for, and how long one takes
+    // it (moving average, 0 until measured).
+    const p = { has: new Array(this.done.length).fill(false), window: this.cfg.initialWindow, inflight: new Map(), skip: new Set(), owing: null, rejects: 0, proven: false, lastAt: null, perBlock: 0 };
     this.peers.set(id, p);
     has.forEach((h, i) => { if (h && i < p.has.length) this.claim(p, i, true); });
   }
@@ -168,6 +170,23 @@ export class BlockScheduler {
     if (p.inflight.delete(i)) this.holders.set(i, this.held(i) - 1);
   }
 
+  // Requests p may have in flight: its window, but no more than it delivers
+  // in half a deadline at its measured pace. A peer serves our requests one
+  // after another, so a deep queue on a slow link would miss deadlines and
+  // send blocks the swarm has back to the origin.
+  paced(p) {
+    if (p.perBlock <= 0) return p.window;
+    return Math.min(p.window, Math.max(1, Math.floor(this.cfg.requestTimeout / 2 / p.perBlock)));
+  }
+
+  // Learns p's pace from a block asked for at sent and delivered at now: it
+  // began on it when we asked or when it sent the previous one.
+  timeBlock(p, sent, now) {
+    const took = now - (p.lastAt !== null && p.lastAt > sent ? p.lastAt : sent);
+    p.lastAt = now;
+    p.perBlock = p.perBlock <= 0 ? took : (3 * p.perBlock + took) / 4;
+  }
+
   // Endgame: every missing block is requested somewhere, so idle sources
   // may duplicate requests and one slow peer cannot hold up the end.
   endgame() {
@@ -180,7 +199,7 @@ export class BlockScheduler {
     const p = this.peers.get(id);
     const out = [];
     if (!p) return out;
-    while (p.inflight.size < p.window) {
+    while (p.inflight.size < this.paced(p)) {
       const end = this.endgame();
       let best = -1, bestAvail = 0, ties = 0;
       for (let i = 0; i < this.done.length; i++) {
@@ -297,7 +316,10 @@ export class BlockScheduler {
   completed(i, from, now) {
     const w = this.peers.get(from);
     if (w) {
-      if (w.inflight.has(i)) this.setWindow(w, Math.min(this.cfg.maxWindow, w.window + 1));
+      if (w.inflight.has(i)) {
+        this.setWindow(w, Math.min(this.cfg.maxWindow, w.window + 1));
+        this.timeBlock(w, w.inflight.get(i) - this.cfg.requestTimeout, now);
+      }
       this.release(w, i);
       // Useful: the clock restarts for what it still owes.
       w.proven = true;
