@@ -87,9 +87,10 @@ type BlockScheduler struct {
 	avail     []int // connected peers holding each block
 	// sure counts the holders of each block that are not weak: a peer whose
 	// window has shrunk below InitialWindow (it missed a deadline or
-	// declined a request and has not made up for it) does not keep HTTP
-	// from a block, so a peer trickling just under the deadline cannot set
-	// the pace of the whole download.
+	// declined a request and has not made up for it), or whose pace keeps
+	// fewer than that in flight, does not keep HTTP from a block, so a slow
+	// peer, trickling just under the deadline, cannot set the pace of the
+	// whole download.
 	sure    []int
 	late    []bool
 	http    map[int]bool
@@ -97,6 +98,8 @@ type BlockScheduler struct {
 	peers   map[string]*schedPeer
 	loaded  bool
 	start   time.Time
+	// pace is how long a block from any peer has taken lately (follow).
+	pace time.Duration
 	// introduced is set once the coordinator names any neighbour: peers
 	// are on their way, so a loaded server's grace is worth waiting.
 	introduced bool
@@ -208,13 +211,24 @@ func (s *BlockScheduler) claim(p *schedPeer, i int, has bool) {
 	}
 }
 
-func (s *BlockScheduler) weak(p *schedPeer) bool { return p.window < s.cfg.InitialWindow }
+// weak: p's window shrank below the initial one, or its pace keeps fewer
+// than that in flight (paced): either way it is slower than it should be
+// trusted to be for the blocks only it has.
+func (s *BlockScheduler) weak(p *schedPeer) bool {
+	return p.window < s.cfg.InitialWindow ||
+		p.perBlock > 0 && s.cfg.RequestTimeout/2/p.perBlock < time.Duration(s.cfg.InitialWindow)
+}
 
-// setWindow changes p's window, moving its claims in or out of sure when
-// it becomes weak or strong again.
+// setWindow changes p's window.
 func (s *BlockScheduler) setWindow(p *schedPeer, w int) {
+	s.reweigh(p, func() { p.window = w })
+}
+
+// reweigh applies change to p, moving its claims in or out of sure when
+// it becomes weak or strong again.
+func (s *BlockScheduler) reweigh(p *schedPeer, change func()) {
 	was := s.weak(p)
-	p.window = w
+	change()
 	if now := s.weak(p); now != was {
 		d := 1
 		if now {
@@ -284,10 +298,14 @@ func (s *BlockScheduler) Stalled(now time.Time) []string {
 // send, and each miss sends a block the swarm has back to the origin; a
 // shallower queue costs a slow link nothing, as it is full either way.
 func (s *BlockScheduler) paced(p *schedPeer) int {
-	if p.perBlock <= 0 {
+	per := p.perBlock
+	if per <= 0 {
+		per = s.pace // a new peer: at first, the pace of those before it
+	}
+	if per <= 0 {
 		return p.window
 	}
-	return min(p.window, max(1, int(s.cfg.RequestTimeout/2/p.perBlock)))
+	return min(p.window, max(1, int(s.cfg.RequestTimeout/2/per)))
 }
 
 // timeBlock learns p's pace from a block asked for at sent and delivered
@@ -299,11 +317,18 @@ func (s *BlockScheduler) timeBlock(p *schedPeer, sent, now time.Time) {
 		took = now.Sub(p.lastAt)
 	}
 	p.lastAt = now
-	if p.perBlock <= 0 {
-		p.perBlock = took
-	} else {
-		p.perBlock = (3*p.perBlock + took) / 4
+	s.reweigh(p, func() { p.perBlock = follow(p.perBlock, took) })
+	s.pace = follow(s.pace, took)
+}
+
+// follow is a moving average that takes a slowdown at once and a speedup
+// gradually: a queue sized on a pace the link no longer keeps misses its
+// deadlines, one sized too shallow for a moment only idles the link briefly.
+func follow(avg, took time.Duration) time.Duration {
+	if avg <= 0 || took > avg {
+		return took
 	}
+	return (3*avg + took) / 4
 }
 
 func (s *BlockScheduler) release(p *schedPeer, i int) {

@@ -159,10 +159,12 @@ func (s *BlockScheduler) nextCoordinated(now time.Time) (int, bool, bool) {
 		}
 	}
 	// Endgame, not loaded: a duplicate of a peer request that has been out
-	// for a quarter of its deadline, not of every last block at once.
+	// for half its deadline, not of every last block at once. A peer's queue
+	// holds what it delivers in half a deadline (paced), so a request out
+	// longer is behind its peer's pace; one out less is only queued.
 	if !s.loaded && s.endgame() {
 		for i := range s.done {
-			if !s.done[i] && !s.http[i] && s.requestedFor(i, now) >= s.cfg.RequestTimeout/4 {
+			if !s.done[i] && !s.http[i] && s.requestedFor(i, now) >= s.cfg.RequestTimeout/2 {
 				return take(i, false)
 			}
 		}

@@ -9,6 +9,10 @@ const DEFAULTS = { firstBlocks: 1, initialWindow: 4, maxWindow: 32, requestTimeo
 const COORD_OFF = 0, COORD_EXPECTED = 1, COORD_ON = 2;
 const NOT_HAVE = 2; // wire.REJECT_NOT_HAVE
 
+// A moving average that takes a slowdown at once and a speedup gradually: a
+// queue sized on a pace the link no longer keeps misses its deadlines.
+const follow = (avg, took) => (avg <= 0 || took > avg ? took : (3 * avg + took) / 4);
+
 export class BlockScheduler {
   /** @param {boolean[]} done blocks already held */
   constructor(cfg, done, now) {
@@ -30,6 +34,7 @@ export class BlockScheduler {
     this.peers = new Map();
     this.loaded = false;
     this.start = now;
+    this.pace = 0; // how long a block from any peer has taken lately (follow)
     // Set once the coordinator names any neighbour: peers are on their way,
     // so a loaded server's grace is worth waiting.
     this.wasIntroduced = false;
@@ -116,12 +121,15 @@ export class BlockScheduler {
     if (!this.weak(p)) this.sure[i] += d;
   }
 
-  weak(p) { return p.window < this.cfg.initialWindow; }
+  // Weak: its window shrank below the initial one, or its pace keeps fewer than that in flight.
+  weak(p) { return p.window < this.cfg.initialWindow || (p.perBlock > 0 && this.cfg.requestTimeout / 2 / p.perBlock < this.cfg.initialWindow); }
 
-  // setWindow moves p's claims in or out of `sure` when it turns weak or strong.
-  setWindow(p, w) {
+  setWindow(p, w) { this.reweigh(p, () => { p.window = w; }); }
+
+  // reweigh applies change to p, moving its claims in or out of `sure` when it turns weak or strong.
+  reweigh(p, change) {
     const was = this.weak(p);
-    p.window = w;
+    change();
     if (this.weak(p) !== was) {
       const d = was ? 1 : -1;
       p.has.forEach((h, i) => { if (h) this.sure[i] += d; });
@@ -175,8 +183,9 @@ export class BlockScheduler {
   // after another, so a deep queue on a slow link would miss deadlines and
   // send blocks the swarm has back to the origin.
   paced(p) {
-    if (p.perBlock <= 0) return p.window;
-    return Math.min(p.window, Math.max(1, Math.floor(this.cfg.requestTimeout / 2 / p.perBlock)));
+    const per = p.perBlock > 0 ? p.perBlock : this.pace; // a new peer: the pace of those before it
+    if (per <= 0) return p.window;
+    return Math.min(p.window, Math.max(1, Math.floor(this.cfg.requestTimeout / 2 / per)));
   }
 
   // Learns p's pace from a block asked for at sent and delivered at now: it
@@ -184,7 +193,8 @@ export class BlockScheduler {
   timeBlock(p, sent, now) {
     const took = now - (p.lastAt !== null && p.lastAt > sent ? p.lastAt : sent);
     p.lastAt = now;
-    p.perBlock = p.perBlock <= 0 ? took : (3 * p.perBlock + took) / 4;
+    this.reweigh(p, () => { p.perBlock = follow(p.perBlock, took); });
+    this.pace = follow(this.pace, took);
   }
 
   // Endgame: every missing block is requested somewhere, so idle sources
@@ -294,9 +304,9 @@ export class BlockScheduler {
       if (pick >= 0) return take(pick, true);
     }
     // Endgame, not loaded: a duplicate of a peer request that has been out
-    // for a quarter of its deadline, not of every last block at once.
+    // for half its deadline (behind its peer's pace), not of every last block.
     if (!this.loaded && this.endgame()) {
-      for (let i = 0; i < n; i++) if (!this.done[i] && !this.http.has(i) && this.requestedFor(i, now) >= this.cfg.requestTimeout / 4) return take(i, false);
+      for (let i = 0; i < n; i++) if (!this.done[i] && !this.http.has(i) && this.requestedFor(i, now) >= this.cfg.requestTimeout / 2) return take(i, false);
     }
     return -1;
   }
