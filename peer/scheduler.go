@@ -211,12 +211,30 @@ func (s *BlockScheduler) claim(p *schedPeer, i int, has bool) {
 	}
 }
 
-// weak: p's window shrank below the initial one, or its pace keeps fewer
-// than that in flight (paced): either way it is slower than it should be
-// trusted to be for the blocks only it has.
+// weak: p's window shrank below the initial one (it missed a deadline or
+// declined), or, while HTTP follows its own rules, p's pace keeps fewer
+// than that in flight (paced): HTTP should not wait for so slow a peer.
+// While the coordinator assigns, a slow peer is not weak for its pace
+// alone: the origin sends each block once, and a copy HTTP took from a
+// slow peer would be one more.
 func (s *BlockScheduler) weak(p *schedPeer) bool {
-	return p.window < s.cfg.InitialWindow ||
+	return p.window < s.cfg.InitialWindow || s.coord.mode != coordOn &&
 		p.perBlock > 0 && s.cfg.RequestTimeout/2/p.perBlock < time.Duration(s.cfg.InitialWindow)
+}
+
+// recountSure counts sure again after what weak depends on changed for
+// every peer at once.
+func (s *BlockScheduler) recountSure() {
+	clear(s.sure)
+	for _, p := range s.peers {
+		if !s.weak(p) {
+			for i, h := range p.has {
+				if h {
+					s.sure[i]++
+				}
+			}
+		}
+	}
 }
 
 // setWindow changes p's window.

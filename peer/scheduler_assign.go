@@ -47,11 +47,15 @@ func (s *BlockScheduler) ExpectCoordination() {
 // Coordinate switches HTTP to the coordinator's assignments (on) or back to
 // the local rules (off: the coordinator is gone, or does not assign).
 func (s *BlockScheduler) Coordinate(on bool) {
+	was := s.coord.mode == coordOn
 	switch {
 	case on:
 		s.coord.mode = coordOn
-	case s.coord.mode == coordOn:
+	case was:
 		s.coord.mode = coordOff
+	}
+	if on != was {
+		s.recountSure() // weak depends on it
 	}
 }
 

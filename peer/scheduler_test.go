@@ -86,3 +86,34 @@ func TestSchedulerSlowSteadyLinkMissesNoDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestSchedulerSlowPeerWeakOnlyWithoutCoordination: a peer too slow to keep
+// the initial window in flight does not keep HTTP from its blocks while
+// HTTP follows its own rules, but does while the coordinator assigns (the
+// origin sends each block once; HTTP taking a slow peer's blocks would send
+// more). The counts follow the mode both ways.
+func TestSchedulerSlowPeerWeakOnlyWithoutCoordination(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	s := NewBlockScheduler(SchedulerConfig{FirstBlocks: -1, EndgameBlocks: -1}, make([]bool, 8), t0)
+	s.AddPeer("slow", slices.Repeat([]bool{true}, 8))
+	asked := s.NextForPeer("slow", t0)
+	s.Completed(asked[0], "slow", t0.Add(1500*time.Millisecond)) // 1.5 s a block: 2 in flight per 4 s
+	sure := func() int {
+		n := 0
+		for _, c := range s.sure {
+			n += c
+		}
+		return n
+	}
+	if n := sure(); n != 0 {
+		t.Fatalf("uncoordinated: the slow peer is sure for %d blocks, want 0", n)
+	}
+	s.Coordinate(true)
+	if n := sure(); n != 8 {
+		t.Fatalf("coordinated: the slow peer is sure for %d blocks, want 8", n)
+	}
+	s.Coordinate(false)
+	if n := sure(); n != 0 {
+		t.Fatalf("coordination lost: the slow peer is sure for %d blocks, want 0", n)
+	}
+}

@@ -51,8 +51,10 @@ export class BlockScheduler {
 
   /** HTTP follows the coordinator's assignments (on), or the local rules again (off). */
   coordinate(on) {
+    const was = this.coord.mode === COORD_ON;
     if (on) this.coord.mode = COORD_ON;
-    else if (this.coord.mode === COORD_ON) this.coord.mode = COORD_OFF;
+    else if (was) this.coord.mode = COORD_OFF;
+    if (on !== was) this.recountSure(); // weak depends on it
   }
 
   isCoordinated() { return this.coord.mode === COORD_ON; }
@@ -121,8 +123,18 @@ export class BlockScheduler {
     if (!this.weak(p)) this.sure[i] += d;
   }
 
-  // Weak: its window shrank below the initial one, or its pace keeps fewer than that in flight.
-  weak(p) { return p.window < this.cfg.initialWindow || (p.perBlock > 0 && this.cfg.requestTimeout / 2 / p.perBlock < this.cfg.initialWindow); }
+  // Weak: its window shrank below the initial one, or, while HTTP follows its
+  // own rules (not the coordinator's, which send each block once), its pace
+  // keeps fewer than that in flight.
+  weak(p) {
+    return p.window < this.cfg.initialWindow ||
+      (this.coord.mode !== COORD_ON && p.perBlock > 0 && this.cfg.requestTimeout / 2 / p.perBlock < this.cfg.initialWindow);
+  }
+
+  recountSure() {
+    this.sure.fill(0);
+    for (const p of this.peers.values()) if (!this.weak(p)) p.has.forEach((h, i) => { if (h) this.sure[i]++; });
+  }
 
   setWindow(p, w) { this.reweigh(p, () => { p.window = w; }); }
 
