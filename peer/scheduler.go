@@ -93,6 +93,7 @@ type BlockScheduler struct {
 	// whole download.
 	sure    []int
 	late    []bool
+	lateAt  []time.Time // when each block last turned late
 	http    map[int]bool
 	holders map[int]int // peer requests in flight per block
 	peers   map[string]*schedPeer
@@ -138,6 +139,7 @@ func NewBlockScheduler(cfg SchedulerConfig, done []bool, now time.Time) *BlockSc
 		avail:   make([]int, len(done)),
 		sure:    make([]int, len(done)),
 		late:    make([]bool, len(done)),
+		lateAt:  make([]time.Time, len(done)),
 		http:    map[int]bool{},
 		holders: map[int]int{},
 		peers:   map[string]*schedPeer{},
@@ -281,7 +283,7 @@ func (s *BlockScheduler) Rejected(id string, i int, reason protocol.RejectReason
 		}
 	} else {
 		p.skip[i] = true
-		s.late[i] = true
+		s.late[i], s.lateAt[i] = true, time.Time{} // declined: no point waiting
 		s.setWindow(p, max(1, p.window/2))
 	}
 	return p.rejects >= s.cfg.MaxRejects
@@ -541,7 +543,7 @@ func (s *BlockScheduler) Expire(now time.Time) []Expiry {
 			}
 			s.release(p, i)
 			p.skip[i] = true
-			s.late[i] = true
+			s.late[i], s.lateAt[i] = true, now
 			if !shrunk {
 				s.setWindow(p, max(1, p.window/2))
 				shrunk = true

@@ -139,9 +139,12 @@ func (s *BlockScheduler) nextCoordinated(now time.Time) (int, bool, bool) {
 		}
 	}
 	// A late block another copy of which the origin would send while it is
-	// loaded waits for a peer that has it (or for peers to fall idle).
+	// loaded waits for a peer that has it (or for peers to fall idle). Not
+	// loaded, one whose request missed its deadline still waits a quarter of
+	// a deadline: the block was rare, most often just fetched by the one
+	// peer that had it, and others hold it soon.
 	for i := range s.done {
-		if free(i) && s.late[i] && !s.loaded && s.availFor(i) == 0 {
+		if free(i) && s.late[i] && !s.loaded && s.availFor(i) == 0 && now.Sub(s.lateAt[i]) >= s.cfg.RequestTimeout/4 {
 			return take(i, true)
 		}
 	}

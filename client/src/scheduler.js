@@ -29,6 +29,7 @@ export class BlockScheduler {
     // under the deadline cannot set the pace of the whole download.
     this.sure = new Array(done.length).fill(0);
     this.late = new Array(done.length).fill(false);
+    this.lateAt = new Array(done.length).fill(-Infinity); // when each block last turned late
     this.http = new Set();
     this.holders = new Map(); // peer requests in flight per block
     this.peers = new Map();
@@ -164,6 +165,7 @@ export class BlockScheduler {
     } else {
       p.skip.add(i);
       this.late[i] = true;
+      this.lateAt[i] = -Infinity; // declined: no point waiting
       this.setWindow(p, Math.max(1, p.window >> 1));
     }
     return p.rejects >= this.cfg.maxRejects;
@@ -308,7 +310,9 @@ export class BlockScheduler {
     }
     // A late block another copy of which the origin would send while it is
     // loaded waits for a peer that has it (or for peers to fall idle).
-    for (let i = 0; i < n; i++) if (free(i) && this.late[i] && !this.loaded && this.availFor(i) === 0) return take(i, true);
+    // Not loaded, one whose request missed its deadline still waits a quarter
+    // deadline: the block was rare, and others than its one holder have it soon.
+    for (let i = 0; i < n; i++) if (free(i) && this.late[i] && !this.loaded && this.availFor(i) === 0 && now - this.lateAt[i] >= this.cfg.requestTimeout / 4) return take(i, true);
     const grace = this.loaded ? Math.max(this.cfg.starveGrace, this.cfg.loadedGrace) : this.cfg.starveGrace;
     if (now - c.peersBusyAt >= grace) {
       let pick = -1, seen = 0;
@@ -372,6 +376,7 @@ export class BlockScheduler {
         this.release(p, i);
         p.skip.add(i);
         this.late[i] = true;
+        this.lateAt[i] = now;
         if (!shrunk) { this.setWindow(p, Math.max(1, p.window >> 1)); shrunk = true; }
         out.push({ peer: id, block: i });
       }
