@@ -29,10 +29,13 @@ type coordState struct {
 	leased  map[int]bool // assigned to us and not held yet
 	claims  []int        // taken on our own, not yet told
 	claimed map[int]bool
-	// peersBusyAt is when some peer last had a request of ours in flight:
-	// HTTP takes blocks no connected peer has once peers have been idle
-	// for StarveGrace (they have nothing we lack, or cannot serve us).
-	peersBusyAt time.Time
+	// busyAt is when some peer last had a request of ours in flight or the
+	// coordinator a block leased to us: HTTP takes blocks no connected peer
+	// has once both have been idle for StarveGrace (peers have nothing we
+	// lack, or cannot serve us, and the swarm fetches the rest). While
+	// assignments keep coming, a block taken on our own would most often be
+	// one leased to someone else: a second copy from the origin.
+	busyAt time.Time
 }
 
 // ExpectCoordination makes HTTP wait, up to CoordinationGrace from the
@@ -110,12 +113,12 @@ func (s *BlockScheduler) nextCoordinated(now time.Time) (int, bool, bool) {
 		}
 		return 0, false, true
 	}
-	if c.peersBusyAt.IsZero() {
-		c.peersBusyAt = now
+	if c.busyAt.IsZero() || len(c.leased) > 0 {
+		c.busyAt = now
 	}
 	for _, p := range s.peers {
 		if len(p.inflight) > 0 {
-			c.peersBusyAt = now
+			c.busyAt = now
 			break
 		}
 	}
@@ -152,7 +155,7 @@ func (s *BlockScheduler) nextCoordinated(now time.Time) (int, bool, bool) {
 	if s.loaded {
 		grace = max(grace, s.cfg.LoadedGrace)
 	}
-	if now.Sub(c.peersBusyAt) >= grace {
+	if now.Sub(c.busyAt) >= grace {
 		pick, seen := -1, 0
 		for i := range s.done {
 			if free(i) && s.sure[i] == 0 {

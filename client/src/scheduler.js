@@ -43,8 +43,8 @@ export class BlockScheduler {
     this.answered = false;
     // Coordinated HTTP: blocks leased to us (not held yet), those HTTP has
     // not taken yet in order, blocks taken on our own not yet told, and when
-    // some peer last had a request of ours in flight.
-    this.coord = { mode: COORD_OFF, queue: [], leased: new Set(), claims: [], claimed: new Set(), peersBusyAt: null };
+    // some peer last had a request of ours in flight or a block was leased to us.
+    this.coord = { mode: COORD_OFF, queue: [], leased: new Set(), claims: [], claimed: new Set(), busyAt: null };
   }
 
   /** HTTP waits up to coordinationGrace from the start for the coordinator's assignments. */
@@ -296,8 +296,11 @@ export class BlockScheduler {
       c.mode = COORD_OFF;
       return null;
     }
-    if (c.peersBusyAt === null) c.peersBusyAt = now;
-    for (const p of this.peers.values()) if (p.inflight.size) { c.peersBusyAt = now; break; }
+    // Busy: a peer has a request of ours, or the coordinator a block leased to
+    // us (a block taken on our own meanwhile would most often be leased to
+    // someone else: a second copy from the origin).
+    if (c.busyAt === null || c.leased.size) c.busyAt = now;
+    for (const p of this.peers.values()) if (p.inflight.size) { c.busyAt = now; break; }
     const free = (i) => !this.done[i] && !this.http.has(i) && this.held(i) === 0;
     const take = (i, own) => {
       this.http.add(i);
@@ -314,7 +317,7 @@ export class BlockScheduler {
     // deadline: the block was rare, and others than its one holder have it soon.
     for (let i = 0; i < n; i++) if (free(i) && this.late[i] && !this.loaded && this.availFor(i) === 0 && now - this.lateAt[i] >= this.cfg.requestTimeout / 4) return take(i, true);
     const grace = this.loaded ? Math.max(this.cfg.starveGrace, this.cfg.loadedGrace) : this.cfg.starveGrace;
-    if (now - c.peersBusyAt >= grace) {
+    if (now - c.busyAt >= grace) {
       let pick = -1, seen = 0;
       for (let i = 0; i < n; i++) if (free(i) && this.sure[i] === 0 && Math.random() * ++seen < 1) pick = i;
       if (pick >= 0) return take(pick, true);
