@@ -2,6 +2,7 @@ package peer
 
 import (
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -82,7 +83,7 @@ func (s *BlockScheduler) Assigned(blocks []int) {
 // those HTTP has not started.
 func (s *BlockScheduler) Leased() (leased, queued int) {
 	for _, i := range s.coord.queue {
-		if !s.done[i] && !s.http[i] {
+		if !s.done[i] && !s.http[i] && s.holders[i] == 0 {
 			queued++
 		}
 	}
@@ -134,11 +135,15 @@ func (s *BlockScheduler) nextCoordinated(now time.Time) (int, bool, bool) {
 		}
 		return i, true, true
 	}
-	for len(c.queue) > 0 {
-		i := c.queue[0]
-		c.queue = c.queue[1:]
-		if free(i) {
+	for k := 0; k < len(c.queue); {
+		switch i := c.queue[k]; {
+		case s.done[i] || !c.leased[i]:
+			c.queue = slices.Delete(c.queue, k, k+1)
+		case free(i):
+			c.queue = slices.Delete(c.queue, k, k+1)
 			return take(i, false)
+		default:
+			k++ // a peer request has it now; ours again if that fails
 		}
 	}
 	// A late block another copy of which the origin would send while it is

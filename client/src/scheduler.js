@@ -72,7 +72,7 @@ export class BlockScheduler {
 
   /** [assigned blocks not held yet, those HTTP has not started]. */
   leased() {
-    return [this.coord.leased.size, this.coord.queue.filter((i) => !this.done[i] && !this.http.has(i)).length];
+    return [this.coord.leased.size, this.coord.queue.filter((i) => !this.done[i] && !this.http.has(i) && !this.held(i)).length];
   }
 
   /** Blocks HTTP took on its own since the last call. */
@@ -307,9 +307,11 @@ export class BlockScheduler {
       if (own && !c.leased.has(i) && !c.claimed.has(i)) { c.claimed.add(i); c.claims.push(i); }
       return i;
     };
-    while (c.queue.length) {
-      const i = c.queue.shift();
-      if (free(i)) return take(i, false);
+    for (let k = 0; k < c.queue.length;) {
+      const i = c.queue[k];
+      if (this.done[i] || !c.leased.has(i)) c.queue.splice(k, 1);
+      else if (free(i)) { c.queue.splice(k, 1); return take(i, false); }
+      else k++; // a peer request has it now; ours again if that fails
     }
     // A late block another copy of which the origin would send while it is
     // loaded waits for a peer that has it (or for peers to fall idle).
