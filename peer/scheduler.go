@@ -221,7 +221,7 @@ func (s *BlockScheduler) claim(p *schedPeer, i int, has bool) {
 // slow peer would be one more.
 func (s *BlockScheduler) weak(p *schedPeer) bool {
 	return p.window < s.cfg.InitialWindow || s.coord.mode != coordOn &&
-		p.perBlock > 0 && s.cfg.RequestTimeout/2/p.perBlock < time.Duration(s.cfg.InitialWindow)
+		p.perBlock > 0 && s.fits(p.perBlock) < s.cfg.InitialWindow
 }
 
 // recountSure counts sure again after what weak depends on changed for
@@ -325,8 +325,12 @@ func (s *BlockScheduler) paced(p *schedPeer) int {
 	if per <= 0 {
 		return p.window
 	}
-	return min(p.window, max(1, int(s.cfg.RequestTimeout/2/per)))
+	return min(p.window, max(1, s.fits(per)))
 }
+
+// fits is how many blocks a peer delivers in half a request deadline when
+// one takes per.
+func (s *BlockScheduler) fits(per time.Duration) int { return int(s.cfg.RequestTimeout / 2 / per) }
 
 // timeBlock learns p's pace from a block asked for at sent and delivered
 // at now: it began on it when we asked or when it sent the previous one,

@@ -129,7 +129,7 @@ export class BlockScheduler {
   // keeps fewer than that in flight.
   weak(p) {
     return p.window < this.cfg.initialWindow ||
-      (this.coord.mode !== COORD_ON && p.perBlock > 0 && this.cfg.requestTimeout / 2 / p.perBlock < this.cfg.initialWindow);
+      (this.coord.mode !== COORD_ON && p.perBlock > 0 && this.fits(p.perBlock) < this.cfg.initialWindow);
   }
 
   recountSure() {
@@ -199,8 +199,11 @@ export class BlockScheduler {
   paced(p) {
     const per = p.perBlock > 0 ? p.perBlock : this.pace; // a new peer: the pace of those before it
     if (per <= 0) return p.window;
-    return Math.min(p.window, Math.max(1, Math.floor(this.cfg.requestTimeout / 2 / per)));
+    return Math.min(p.window, Math.max(1, this.fits(per)));
   }
+
+  // How many blocks a peer delivers in half a request deadline when one takes per.
+  fits(per) { return Math.floor(this.cfg.requestTimeout / 2 / per); }
 
   // Learns p's pace from a block asked for at sent and delivered at now: it
   // began on it when we asked or when it sent the previous one.
