@@ -84,7 +84,9 @@ export class Client {
   }
 
   /**
-   * Fetches u into a verified Blob. Resolves null when the module says the
+   * Fetches u into a verified Blob. Resolves {blob, read, manifest, stats},
+   * read(i, signal) giving block i's bytes for a body read afterwards (see
+   * BlockStore.readBack); null when the module says the
    * resource is not shareable (nothing started yet: the caller delegates).
    * hooks.onManifest(m) fires once the first manifest is known;
    * hooks.onProgress(stats, store) after every verified block, store
@@ -125,7 +127,10 @@ export class Client {
       if (attempt === 0) hooks.onManifest(m);
       stats.total = m.size;
       try {
-        while (!swarm.store.complete) {
+        for (let lost = swarm.store.lost; !swarm.store.complete;) {
+          // Blocks the browser could not read back are fetched again, but
+          // not for ever: a browser that loses every block fails the transfer.
+          if (swarm.store.lost - lost > swarm.store.blocks.length) throw new Error('p2pxhr: the browser cannot read back the blocks it stored');
           if (swarm.download) {
             await swarm.download.promise.catch(() => {}); // another request of this page is on it
             continue;
@@ -147,9 +152,9 @@ export class Client {
       stats.loaded = m.size;
       swarm.sendStats(); // the coordinator's live counters (the dashboard's charts) need not wait for the timer
       if (swarm.stored) swarm.stored();
-      const blob = swarm.store.toBlob(m.contentType);
+      const blob = swarm.store.toBlob(m.contentType), read = swarm.store.readBack(u.href);
       this.retire(swarm);
-      return { blob, manifest: m, stats };
+      return { blob, read, manifest: m, stats };
     }
   }
 

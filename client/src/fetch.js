@@ -7,8 +7,8 @@
 // client loaded.
 import { nativeFetch } from './native.js';
 import { sharedHeaders } from './response.js';
+import { refetch } from './store.js';
 
-const CHUNK = 256 << 10;
 const state = new WeakMap();
 
 // SharedResponse is a Response with what a constructed one lacks: the
@@ -42,27 +42,37 @@ for (const m of ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text']) {
   });
 }
 
-// bodyStream gives a transfer's bytes in order: verified blocks from the
-// store while it runs, then the rest from the finished Blob.
-function bodyStream(job) {
-  let offset = 0, next = 0;
+// bodyStream gives a transfer's bytes in order, a block at a time: from
+// the store while the download runs, then through the finished transfer's
+// reader. A block the browser cannot read back comes from the origin again.
+function bodyStream(job, url, stats) {
+  let next = 0;
   return new ReadableStream({
     type: 'bytes',
     async pull(c) {
       for (;;) {
-        if (job.result) {
-          const blob = job.result.blob;
-          if (offset >= blob.size) return c.close();
-          const chunk = new Uint8Array(await blob.slice(offset, offset + CHUNK).arrayBuffer());
-          offset += chunk.length;
-          return c.enqueue(chunk);
-        }
         if (job.failure) return c.error(job.failure);
-        if (job.store && job.store.has(next)) {
-          const b = await job.store.read(next);
+        if (job.result) {
+          if (next >= job.result.manifest.blocks.length) return c.close();
+          const b = await job.result.read(next, job.ac.signal);
+          if (b.fromHttp) {
+            job.refetched += b.bytes.length;
+            stats.bytesFromHttp += b.bytes.length;
+          }
+          next++;
+          return c.enqueue(b.bytes);
+        }
+        const store = job.store;
+        if (store && store.has(next)) {
+          let b = await store.read(next);
+          if (!b && !job.result && !job.failure) {
+            b = await refetch(url, store.manifest, next, job.ac.signal);
+            job.refetched += b.length;
+            stats.bytesFromHttp += b.length;
+            store.put(next, b); // held again, for the result and for peers
+          }
           if (b && !job.result) {
             next++;
-            offset += b.length;
             return c.enqueue(b);
           }
           continue;
@@ -86,8 +96,8 @@ export function makeFetch(client) {
     const signal = req.signal;
     if (signal.aborted) throw signal.reason;
     const stats = { bytesFromHttp: 0, bytesFromPeers: 0, peers: 0 };
-    const copy = (st) => Object.assign(stats, { bytesFromHttp: st.bytesFromHttp, bytesFromPeers: st.bytesFromPeers, peers: st.peers });
-    const job = { ac: new AbortController(), store: null, result: null, failure: null, wake() {} };
+    const copy = (st) => Object.assign(stats, { bytesFromHttp: st.bytesFromHttp + job.refetched, bytesFromPeers: st.bytesFromPeers, peers: st.peers });
+    const job = { ac: new AbortController(), store: null, result: null, failure: null, refetched: 0, wake() {} };
     signal.addEventListener('abort', () => job.ac.abort(signal.reason));
     let headers;
     const head = new Promise((resolve) => {
@@ -111,7 +121,7 @@ export function makeFetch(client) {
     });
     await head;
     if (signal.aborted) throw signal.reason;
-    if (headers) return new SharedResponse(job, bodyStream(job), headers, u.href, stats);
+    if (headers) return new SharedResponse(job, bodyStream(job, u.href, stats), headers, u.href, stats);
     // Not shared, or failed before the headers: the native fetch tries its luck.
     return nativeFetch(input, init);
   };

@@ -15,6 +15,7 @@
 import { NativeXHR } from './native.js';
 import { delegatedStats, progressEvent } from './events.js';
 import { allHeaders, essence, isHTML, isXML, parseMime, sharedHeaders, textDecoder } from './response.js';
+import { readAll } from './store.js';
 
 const N = NativeXHR.prototype;
 const nget = (x, p) => Reflect.get(N, p, x);
@@ -131,9 +132,10 @@ async function finish(x, s, t, r) {
   t.blob = r.blob;
   // Bytes in memory for every type but blob; text is decoded up to the end.
   while (!t.bytes && nget(x, 'responseType') !== 'blob') {
-    const bytes = new Uint8Array(await t.blob.arrayBuffer());
+    const { bytes, fromHttp } = await readAll(r, t.ac.signal);
     if (s.t !== t || !t.sent) return; // aborted, timed out or reopened meanwhile
     t.bytes = bytes;
+    s.stats.bytesFromHttp += fromHttp; // blocks the browser could not read back came again
   }
   t.loaded = r.manifest.size;
   if (t.bytes && isText(nget(x, 'responseType'))) decode(x, s, t, t.bytes.subarray(t.textBytes), true);

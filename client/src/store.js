@@ -2,6 +2,16 @@
 // block: the browser may page Blobs out of the JS heap, and the result is a
 // Blob of the parts, never one giant ArrayBuffer copy. It stores only what
 // the caller verified; serving re-verifies what it reads back.
+//
+// A Blob can fail to be read back: Chromium rejects with NotReadableError
+// when its blob storage lost the bytes (seen in a 1 GiB download, from the
+// first block on). A block read back that way is forgotten — not served,
+// fetched again by a download still running — and a body reading a finished
+// transfer (readBack) gets it from the origin again, verified.
+import { verifyBlock } from './hash.js';
+import { fetchBlock, OriginChanged } from './httpblock.js';
+
+const bytesOf = async (blob) => new Uint8Array(await blob.arrayBuffer());
 
 export class BlockStore {
   constructor(manifest) {
@@ -9,6 +19,7 @@ export class BlockStore {
     this.blocks = new Array(manifest.blocks.length).fill(null);
     this.count = 0;
     this.bytes = 0;
+    this.lost = 0; // blocks forgotten because they could not be read back
   }
 
   get complete() { return this.count === this.blocks.length; }
@@ -28,15 +39,26 @@ export class BlockStore {
     return true;
   }
 
-  /** @returns {Promise<Uint8Array|null>} block i's bytes, null if not held. */
+  /** @returns {Promise<Uint8Array|null>} block i's bytes, null if not held (or no longer readable). */
   async read(i) {
     const b = this.blocks[i];
-    return b ? new Uint8Array(await b.arrayBuffer()) : null;
+    if (!b) return null;
+    try {
+      return await bytesOf(b);
+    } catch {
+      if (this.blocks[i] === b) {
+        this.blocks[i] = null;
+        this.count--;
+        this.bytes -= b.size;
+        this.lost++;
+      }
+      return null;
+    }
   }
 
-  /** Forgets every block (a failed re-verification or an eviction). */
+  /** Forgets every block (a failed re-verification or an eviction); a readBack taken before keeps its own. */
   clear() {
-    this.blocks.fill(null);
+    this.blocks = new Array(this.blocks.length).fill(null);
     this.count = this.bytes = 0;
   }
 
@@ -44,4 +66,39 @@ export class BlockStore {
   toBlob(type) {
     return new Blob(this.blocks, { type: type || '' });
   }
+
+  /**
+   * @returns {(i: number, signal?: AbortSignal) => Promise<{bytes: Uint8Array, fromHttp: boolean}>}
+   * a reader of the blocks of this complete store, for a body read after the
+   * transfer: it keeps them when the store is cleared, and fetches from url
+   * again, verified, a block the browser can no longer give back.
+   */
+  readBack(url) {
+    const parts = this.blocks.slice(), m = this.manifest;
+    return async (i, signal) => {
+      try {
+        return { bytes: await bytesOf(parts[i]), fromHttp: false };
+      } catch { /* fetched again below */ }
+      return { bytes: await refetch(url, m, i, signal), fromHttp: true };
+    };
+  }
+}
+
+/** @returns {Promise<Uint8Array>} block i of m from the origin at url, verified. */
+export async function refetch(url, m, i, signal) {
+  const bytes = await fetchBlock(url, m, i, signal);
+  if (!(await verifyBlock(m, i, bytes))) throw new OriginChanged(`block ${i} from HTTP fails its hash`);
+  return bytes;
+}
+
+/** @returns {Promise<{bytes: Uint8Array, fromHttp: number}>} a finished transfer's bytes in one buffer, read block by block (see readBack). */
+export async function readAll(r, signal) {
+  const m = r.manifest, bytes = new Uint8Array(m.size);
+  let fromHttp = 0;
+  for (let i = 0; i < m.blocks.length; i++) {
+    const b = await r.read(i, signal);
+    bytes.set(b.bytes, i * m.blockSize);
+    if (b.fromHttp) fromHttp += b.bytes.length;
+  }
+  return { bytes, fromHttp };
 }
