@@ -138,6 +138,7 @@ export function startAuto(client, config) {
     let shown = -1;
     el.setAttribute('data-p2pxhr-progress', '0');
     return {
+      restartable: true, // the element takes the whole result, of whichever version
       onManifest: onManifest || (() => {}),
       onProgress(s) {
         const pct = s.total ? Math.floor((100 * s.loaded) / s.total) : 0;

@@ -88,7 +88,9 @@ export class Client {
    * read(i, signal) giving block i's bytes for a body read afterwards (see
    * BlockStore.readBack); null when the module says the
    * resource is not shareable (nothing started yet: the caller delegates).
-   * hooks.onManifest(m) fires once the first manifest is known;
+   * hooks.onManifest(m) fires once the first manifest is known; when the
+   * resource changes at the origin meanwhile, the transfer starts again on
+   * the new one if hooks.restartable, else fails with OriginChanged;
    * hooks.onProgress(stats, store) after every verified block, store
    * holding the blocks verified so far. A download that got
    * as far as a manifest is reported once: ok, error or abort (an abort
@@ -121,6 +123,10 @@ export class Client {
         if (attempt === 0) return null;
         throw new Error('p2pxhr: the resource is no longer shareable');
       }
+      // The caller showed the first manifest's headers and, maybe, bytes:
+      // a fetch or XHR body must not go on with another version's.
+      if (attempt > 0 && m.id !== job.first && !hooks.restartable) throw new OriginChanged('the resource changed at the origin during the transfer');
+      job.first = job.first || m.id;
       const swarm = (job.swarm = this.swarmFor(m, u));
       if (this.persist && !swarm.ctx.httpOnly) await this.persist.attach(swarm, u); // cached blocks need no HTTP, no peers
       const base = { http: stats.bytesFromHttp, peers: stats.bytesFromPeers };
