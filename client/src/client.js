@@ -129,7 +129,6 @@ export class Client {
       job.first = job.first || m.id;
       const swarm = (job.swarm = this.swarmFor(m, u));
       if (this.persist && !swarm.ctx.httpOnly) await this.persist.attach(swarm, u); // cached blocks need no HTTP, no peers
-      const base = { http: stats.bytesFromHttp, peers: stats.bytesFromPeers };
       if (attempt === 0) hooks.onManifest(m);
       stats.total = m.size;
       try {
@@ -141,6 +140,8 @@ export class Client {
             await swarm.download.promise.catch(() => {}); // another request of this page is on it
             continue;
           }
+          // Each download adds to what the ones before brought.
+          const base = { http: stats.bytesFromHttp, peers: stats.bytesFromPeers };
           const d = new Download(swarm, u.href, (d) => {
             stats.bytesFromHttp = base.http + d.fromHttp;
             stats.bytesFromPeers = base.peers + d.fromPeers;
