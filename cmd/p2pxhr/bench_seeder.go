@@ -31,9 +31,13 @@ type seederResult struct {
 	GoSeconds        float64 `json:"goSeconds"`
 	GoMBps           float64 `json:"goMBps"`
 	GoFromPeers      int64   `json:"goFromPeers"`
+	GoFromHTTP       int64   `json:"goFromHttp"`
 	BrowserSeconds   float64 `json:"browserSeconds"`
 	BrowserMBps      float64 `json:"browserMBps"`
 	BrowserFromPeers int64   `json:"browserFromPeers"`
+	// BrowserFromHTTP counts the origin's bytes, blocks the tab fetched
+	// again because Chromium could not read them back included.
+	BrowserFromHTTP int64 `json:"browserFromHttp"`
 	// Ratio is the browser's throughput over the Go peer's.
 	Ratio float64 `json:"ratio"`
 
@@ -81,7 +85,7 @@ func benchFromSeeder(ctx context.Context, cfg benchConfig, stdout, stderr io.Wri
 	if err != nil {
 		errs = append(errs, fmt.Errorf("Go peer: %w", err))
 	}
-	r.GoSeconds, r.GoFromPeers = goRes.seconds, goRes.fromPeers
+	r.GoSeconds, r.GoFromPeers, r.GoFromHTTP = goRes.seconds, goRes.fromPeers, goRes.fromHTTP
 	// Its leaving reaches the coordinator before the tab joins.
 	if err := site.waitMembers(ctx, 1); err != nil {
 		return err
@@ -123,7 +127,7 @@ func benchFromSeeder(ctx context.Context, cfg benchConfig, stdout, stderr io.Wri
 	case d.Size != cfg.size || d.SHA != hex.EncodeToString(want[:]):
 		errs = append(errs, fmt.Errorf("browser: copy differs from the origin's bytes"))
 	}
-	r.BrowserSeconds, r.BrowserFromPeers = d.Ms/1000, d.FromPeers
+	r.BrowserSeconds, r.BrowserFromPeers, r.BrowserFromHTTP = d.Ms/1000, d.FromPeers, d.FromHTTP
 
 	mbps := func(sec float64) float64 {
 		if sec <= 0 {
@@ -158,9 +162,9 @@ func benchFromSeeder(ctx context.Context, cfg benchConfig, stdout, stderr io.Wri
 func printSeederResult(w io.Writer, r seederResult) {
 	fmt.Fprintf(w, "one visitor from one Go seeder: file %s, blocks %s, origin capped at %s/s, offload %s\n\n",
 		formatBytes(r.Size), formatBytes(r.BlockSize), humanize.Bytes(uint64(r.OriginRate)), r.OffloadPolicy)
-	fmt.Fprintf(w, "%-16s %9s %10s %14s\n", "visitor", "seconds", "MB/s", "from peers")
-	fmt.Fprintf(w, "%-16s %8.2fs %10.1f %14s\n", "Go peer", r.GoSeconds, r.GoMBps, formatBytes(r.GoFromPeers))
-	fmt.Fprintf(w, "%-16s %8.2fs %10.1f %14s\n", "Chromium tab", r.BrowserSeconds, r.BrowserMBps, formatBytes(r.BrowserFromPeers))
+	fmt.Fprintf(w, "%-16s %9s %10s %14s %14s\n", "visitor", "seconds", "MB/s", "from peers", "from HTTP")
+	fmt.Fprintf(w, "%-16s %8.2fs %10.1f %14s %14s\n", "Go peer", r.GoSeconds, r.GoMBps, formatBytes(r.GoFromPeers), formatBytes(r.GoFromHTTP))
+	fmt.Fprintf(w, "%-16s %8.2fs %10.1f %14s %14s\n", "Chromium tab", r.BrowserSeconds, r.BrowserMBps, formatBytes(r.BrowserFromPeers), formatBytes(r.BrowserFromHTTP))
 	fmt.Fprintf(w, "\nbrowser / Go throughput: %.2f\n", r.Ratio)
 	fmt.Fprintf(w, "browser memory (RSS of its processes): idle %s, peak %s, after %s (peak − idle %s)\n",
 		formatBytes(r.BrowserRSSIdle), formatBytes(r.BrowserRSSPeak), formatBytes(r.BrowserRSSAfter),
