@@ -265,7 +265,7 @@ function addStyle(css) {
 /**
  * Asks the visitor where to save manifest m's file and writes its verified
  * blocks there as they arrive: catchUp() after progress, finish(result)
- * at the end (the result's Blob fills what is missing, all of it if the
+ * at the end (the result's reader fills what is missing, all of it if the
  * origin changed and the transfer restarted on another manifest), abort()
  * on failure, which leaves no file behind.
  */
@@ -297,9 +297,7 @@ async function diskFile(client, m, name) {
         await out.truncate(fm.size);
       }
       for (let i = 0; i < written.length; i++) {
-        if (written[i]) continue;
-        const [off, n] = blockRange(fm, i);
-        await write(fm, i, r.blob.slice(off, off + n));
+        if (!written[i]) await write(fm, i, (await r.read(i)).bytes);
       }
       await out.close();
     }),
