@@ -5,7 +5,7 @@
 // peer, one that fails from HTTP means the origin changed.
 import { BlockScheduler } from './scheduler.js';
 import { verifyBlock, blockRange } from './hash.js';
-import { fetchBlock, OriginChanged } from './httpblock.js';
+import { fetchVerifiedBlock, OriginChanged } from './httpblock.js';
 import * as msg from './coordmsg.js';
 
 const TICK = 50, HTTP_WORKERS = 2, MAX_HTTP_FAILURES = 5;
@@ -123,9 +123,7 @@ export class Download {
       this.httpStop.set(i, ac);
       const t0 = performance.now();
       try {
-        const data = await fetchBlock(this.url, m, i, ac.signal);
-        if (this.ended) return;
-        if (!(await verifyBlock(m, i, data))) throw new OriginChanged(`block ${i} from HTTP fails its hash`);
+        const data = await fetchVerifiedBlock(this.url, m, i, ac.signal);
         if (this.ended) return;
         this.failures = 0;
         this.httpStop.delete(i);

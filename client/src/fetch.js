@@ -7,7 +7,7 @@
 // client loaded.
 import { nativeFetch } from './native.js';
 import { sharedHeaders } from './response.js';
-import { refetch } from './store.js';
+import { fetchVerifiedBlock } from './httpblock.js';
 
 const state = new WeakMap();
 
@@ -66,7 +66,7 @@ function bodyStream(job, url, stats) {
         if (store && store.has(next)) {
           let b = await store.read(next);
           if (!b && !job.result && !job.failure) {
-            b = await refetch(url, store.manifest, next, job.ac.signal);
+            b = await fetchVerifiedBlock(url, store.manifest, next, job.ac.signal);
             job.refetched += b.length;
             stats.bytesFromHttp += b.length;
             store.put(next, b); // held again, for the result and for peers

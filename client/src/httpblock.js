@@ -2,7 +2,7 @@
 // file changed answer 200 with the new bytes instead of a range of them, so
 // versions are never mixed: that, a 416, or a different total size mean
 // OriginChanged and the transfer restarts on a new manifest.
-import { blockRange } from './hash.js';
+import { blockRange, verifyBlock } from './hash.js';
 import { nativeFetch } from './native.js';
 
 /** The origin no longer serves the bytes of the manifest. */
@@ -37,4 +37,11 @@ export async function fetchBlock(url, manifest, i, signal) {
   }
   if (res.status === 416) throw new OriginChanged(`block ${i}: HTTP 416`);
   throw new Error(`block ${i}: HTTP ${res.status}`);
+}
+
+/** @returns {Promise<Uint8Array>} block i of manifest from url, verified against its hash. */
+export async function fetchVerifiedBlock(url, manifest, i, signal) {
+  const b = await fetchBlock(url, manifest, i, signal);
+  if (!(await verifyBlock(manifest, i, b))) throw new OriginChanged(`block ${i} from HTTP fails its hash`);
+  return b;
 }

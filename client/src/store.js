@@ -8,8 +8,7 @@
 // first block on). A block read back that way is forgotten — not served,
 // fetched again by a download still running — and a body reading a finished
 // transfer (readBack) gets it from the origin again, verified.
-import { verifyBlock } from './hash.js';
-import { fetchBlock, OriginChanged } from './httpblock.js';
+import { fetchVerifiedBlock } from './httpblock.js';
 
 const bytesOf = async (blob) => new Uint8Array(await blob.arrayBuffer());
 
@@ -79,16 +78,9 @@ export class BlockStore {
       try {
         return { bytes: await bytesOf(parts[i]), fromHttp: false };
       } catch { /* fetched again below */ }
-      return { bytes: await refetch(url, m, i, signal), fromHttp: true };
+      return { bytes: await fetchVerifiedBlock(url, m, i, signal), fromHttp: true };
     };
   }
-}
-
-/** @returns {Promise<Uint8Array>} block i of m from the origin at url, verified. */
-export async function refetch(url, m, i, signal) {
-  const bytes = await fetchBlock(url, m, i, signal);
-  if (!(await verifyBlock(m, i, bytes))) throw new OriginChanged(`block ${i} from HTTP fails its hash`);
-  return bytes;
 }
 
 /** @returns {Promise<{bytes: Uint8Array, fromHttp: number}>} a finished transfer's bytes in one buffer, read block by block (see readBack). */

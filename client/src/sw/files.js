@@ -11,7 +11,7 @@
 // wherever it came from.
 import { BlockCache } from '../cache.js';
 import { verifyBlock, blockRange } from '../hash.js';
-import { fetchBlock, OriginChanged } from '../httpblock.js';
+import { fetchVerifiedBlock, OriginChanged } from '../httpblock.js';
 import { valid } from '../manifest.js';
 import { sendReport } from '../report.js';
 
@@ -386,9 +386,8 @@ class FileState {
       this.httpQueue.sort((a, b) => (b.urgent - a.urgent) || a.i - b.i);
       const p = this.httpQueue.shift();
       this.httpBusy++;
-      fetchBlock(location.origin + this.url, this.m, p.i)
-        .then(async (b) => {
-          if (!(await verifyBlock(this.m, p.i, b))) throw new OriginChanged(`block ${p.i} from HTTP fails its hash`);
+      fetchVerifiedBlock(location.origin + this.url, this.m, p.i)
+        .then((b) => {
           if (this.pending.get(p.i) !== p) return; // a page delivered it meanwhile
           this.done(p.i, b, 'http');
           this.share(p.i, b);
