@@ -22,13 +22,12 @@ const unreadableBlobs = `(() => {
 
 // readBack is what the page reports after reading a shared body.
 type readBack struct {
-	SHA      string  `json:"sha"`
-	Size     int64   `json:"size"`
-	FromHTTP int64   `json:"fromHttp"`
-	Lost     int     `json:"lost"`
-	Error    string  `json:"error"`
-	State    string  `json:"state"`
-	Loaded   float64 `json:"loaded"`
+	SHA      string `json:"sha"`
+	Size     int64  `json:"size"`
+	FromHTTP int64  `json:"fromHttp"`
+	Lost     int    `json:"lost"`
+	Error    string `json:"error"`
+	State    string `json:"state"`
 }
 
 // TestBlocksTheBrowserCannotReadBackComeAgain: a body whose verified

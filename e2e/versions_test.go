@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,8 +29,7 @@ func TestFileChangedMidBodyFailsTheBody(t *testing.T) {
 	old, next := versionFile("old", size), versionFile("new", size)
 	sums := map[string]string{}
 	for name, v := range map[string][]byte{"old": old, "new": next} {
-		s := sha256.Sum256(v)
-		sums[hex.EncodeToString(s[:])] = name
+		sums[shaHex(v)] = name
 	}
 	cases := []struct{ name, start, rest string }{
 		{"fetch", `(async () => {
