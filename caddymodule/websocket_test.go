@@ -112,3 +112,28 @@ func TestOriginCheckComparesTheSchemeThroughCaddy(t *testing.T) {
 		}
 	}
 }
+
+// TestCoordinatorUnderAccessLog: with access logs on, Caddy wraps the
+// response in a recorder whose hijacked connection counts the bytes it
+// carries, and reads those counts to log the request once the handler
+// returns. The coordinator's handler returns while the WebSocket lives on,
+// so the connection must not be the counting one: under the race detector
+// (as ./test.sh runs) the hello and welcome, read and written after the
+// handler returned, would otherwise be a data race.
+func TestCoordinatorUnderAccessLog(t *testing.T) {
+	base := startCaddy(t, "log {\n\toutput discard\n}\np2pxhr\nrespond \"site\"")
+	for i := range 5 {
+		conn, status := dialFrom(t, base, "127.0.0.1", nil)
+		if status != http.StatusSwitchingProtocols {
+			t.Fatalf("connection %d: status %d", i, status)
+		}
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello","version":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := conn.ReadMessage(); err != nil || !strings.Contains(string(msg), `"welcome"`) {
+			t.Fatalf("connection %d: first message %q, %v; want the welcome", i, msg, err)
+		}
+		conn.Close()
+	}
+}

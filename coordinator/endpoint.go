@@ -68,20 +68,25 @@ func (c *Coordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // hijackable unwraps response writers (Caddy wraps them in types that have
-// Unwrap but no Hijack, and gorilla then fails with 500) until one can be
-// hijacked. The loop is bounded in case a wrapper unwraps to itself.
+// Unwrap but no Hijack, and gorilla then fails with 500) down to the
+// innermost one that can be hijacked. Not the first: Caddy's access-log
+// recorder hijacks into a connection that counts its bytes for the log
+// entry written when the handler returns, and this handler returns while
+// the WebSocket lives on — counting then would race with that entry. The
+// loop is bounded in case a wrapper unwraps to itself.
 func hijackable(w http.ResponseWriter) http.ResponseWriter {
+	found := w
 	for range 32 {
 		if _, ok := w.(http.Hijacker); ok {
-			return w
+			found = w
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return w
+			break
 		}
 		w = u.Unwrap()
 	}
-	return w
+	return found
 }
 
 // OriginAllowed applies the same-origin rule to a request: no Origin (a
