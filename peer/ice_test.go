@@ -94,3 +94,48 @@ func TestGoPeerUsesWelcomeICEServersAndReportsOutcomes(t *testing.T) {
 		t.Fatalf("coordinator counted %+v, want the one attempt once", st)
 	}
 }
+
+// An attempt this peer offered that ends because the other side left (or
+// gave up on it: the coordinator then tells this side it left) before the
+// channel opened is reported failed, not dropped: the operators' count of
+// failed connections, and a caller waiting for each attempt's outcome,
+// must see it. Without the report, it ended without one.
+func TestOfferEndedByPeerLeftIsReportedFailed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	data := randomBytes(16 * testBlock)
+	v := newVersion(t, data, `"v1"`)
+	o := newOrigin(t, v, 64<<10) // slow: the download outlives the attempt
+	id := mustManifest(v).ID
+	hub := NewMemHub()
+	// A member that never answers.
+	ghost := hub.Connect("ghost")
+	if err := ghost.Join(ctx, id, o.url(), make([]bool, len(mustManifest(v).Blocks))); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := make(chan ConnectionOutcome, 4)
+	a := newTestClient(t, hub, "a", func(opts *Options) {
+		opts.OnConnection = func(c ConnectionOutcome) { outcomes <- c }
+	})
+	go a.Download(ctx, o.url(), &MemFile{})
+	waitFor(t, ctx, func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		s := a.swarms[id]
+		if s == nil {
+			return false
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.conns["ghost"] != nil
+	})
+	hub.peers["a"].deliver(Introduction{Swarm: id, Peer: "ghost", Gone: true})
+	select {
+	case c := <-outcomes:
+		if c.Connected || c.Peer != "ghost" {
+			t.Fatalf("outcome %+v, want a failed attempt at ghost", c)
+		}
+	case <-time.After(5 * time.Second): // well before the 15 s connect timeout
+		t.Fatal("the attempt ended with no outcome")
+	}
+}

@@ -124,7 +124,8 @@ func (s *swarm) introduce(in Introduction) {
 		}
 		s.mu.Unlock()
 		if c != nil {
-			c.close() // not a ban: it may be introduced again later
+			c.report(false) // an attempt we offered that had not opened: it failed
+			c.close()       // not a ban: it may be introduced again later
 		}
 		return
 	}
