@@ -69,7 +69,10 @@ export class Swarm {
       case 'peer-left': {
         this.stopAwaiting(m.peer);
         const c = this.conns.get(m.peer);
-        if (c && !c.open) c.close(); // an open channel may outlive the peer's coordinator link
+        if (c && !c.open) { // an open channel may outlive the peer's coordinator link
+          c.report('failed'); // an attempt we offered, ended: it failed
+          c.close();
+        }
         break;
       }
       case 'error':
