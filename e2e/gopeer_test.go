@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -231,24 +232,9 @@ func TestIdleJoinersDoNotEclipseTab(t *testing.T) {
 	if r := get(t, ctx, "peer5.Request", "/files/demo.bin", "blob"); r.Status != 200 {
 		t.Fatalf("tab: status %d", r.Status)
 	}
-	res, err := http.Get(base + "/_p2pxhr/manifest?url=/files/demo.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m protocol.Manifest
-	err = json.NewDecoder(res.Body).Decode(&m)
-	res.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := siteManifest(t, base, "/files/demo.bin")
 	for range 12 { // from another network, as an attacker's host would be
-		local := &net.TCPAddr{IP: net.IPv4(127, 0, 9, 1)}
-		cc, err := peer.NewCoordClient(base, peer.CoordOptions{Dialer: &websocket.Dialer{
-			NetDialContext: (&net.Dialer{LocalAddr: local}).DialContext}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
+		cc := coordClientFrom(t, base, net.IPv4(127, 0, 9, 1))
 		go func() {
 			for range cc.Neighbours() {
 			}
@@ -278,4 +264,33 @@ func TestIdleJoinersDoNotEclipseTab(t *testing.T) {
 	if got.BytesFromPeers == 0 {
 		t.Fatal("the tab stayed hidden behind the idle joiners")
 	}
+}
+
+// siteManifest is the module's manifest of path on the site at base.
+func siteManifest(t *testing.T, base, path string) protocol.Manifest {
+	t.Helper()
+	res, err := http.Get(base + "/_p2pxhr/manifest?url=" + url.QueryEscape(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m protocol.Manifest
+	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// coordClientFrom is a coordinator client of the site at base that
+// connects from the loopback address ip (another network, to the
+// coordinator), closed when the test ends.
+func coordClientFrom(t *testing.T, base string, ip net.IP) *peer.CoordClient {
+	t.Helper()
+	cc, err := peer.NewCoordClient(base, peer.CoordOptions{Dialer: &websocket.Dialer{
+		NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}).DialContext}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
 }

@@ -2,17 +2,12 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/p2pxhr/p2pxhr/peer"
-	"github.com/p2pxhr/p2pxhr/protocol"
 )
 
 // TestTabReportsAnOfferEndedByPeerLeft: a neighbour that claims the whole
@@ -22,24 +17,8 @@ import (
 func TestTabReportsAnOfferEndedByPeerLeft(t *testing.T) {
 	b := browser(t)
 	base := startSite(t, siteOptions{rateLimit: "256KB/s", fileSize: "4MiB"})
-	res, err := http.Get(base + "/_p2pxhr/manifest?url=/files/demo.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m protocol.Manifest
-	err = json.NewDecoder(res.Body).Decode(&m)
-	res.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// From another network, so that the coordinator introduces it.
-	local := &net.TCPAddr{IP: net.IPv4(127, 0, 9, 1)}
-	ghost, err := peer.NewCoordClient(base, peer.CoordOptions{Dialer: &websocket.Dialer{
-		NetDialContext: (&net.Dialer{LocalAddr: local}).DialContext}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ghost.Close() })
+	m := siteManifest(t, base, "/files/demo.bin")
+	ghost := coordClientFrom(t, base, net.IPv4(127, 0, 9, 1)) // another network: it is introduced
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	all := slices.Repeat([]bool{true}, len(m.Blocks))
