@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -221,6 +222,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.historyStop, h.historyDone = make(chan struct{}), make(chan struct{})
+	// The baseline now, before this config serves: a first sample taken by
+	// the goroutine, which may run late, would leave the bytes counted
+	// before it out of the history.
+	h.history.observe(time.Now(), h.sample())
 	go h.recordHistory(h.historyStop, h.historyDone)
 	return nil
 }

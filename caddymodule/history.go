@@ -114,12 +114,11 @@ func (h *Handler) sample() usageSample {
 }
 
 // recordHistory samples the handler into its history every historySample
-// until stop is closed, then closes done.
+// until stop is closed, then closes done. Provision takes the first sample.
 func (h *Handler) recordHistory(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(historySample)
 	defer t.Stop()
-	h.history.observe(time.Now(), h.sample())
 	for {
 		select {
 		case <-stop:
