@@ -47,6 +47,8 @@ for (const m of ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text']) {
 // reader. A block the browser cannot read back comes from the origin again.
 function bodyStream(job, url, stats) {
   let next = 0;
+  // Counted apart too, as stats follow the transfer's own until it ends.
+  const fromHttpAgain = (n) => { job.refetched += n; stats.bytesFromHttp += n; };
   return new ReadableStream({
     type: 'bytes',
     async pull(c) {
@@ -55,10 +57,7 @@ function bodyStream(job, url, stats) {
         if (job.result) {
           if (next >= job.result.manifest.blocks.length) return c.close();
           const b = await job.result.read(next, job.ac.signal);
-          if (b.fromHttp) {
-            job.refetched += b.bytes.length;
-            stats.bytesFromHttp += b.bytes.length;
-          }
+          if (b.fromHttp) fromHttpAgain(b.bytes.length);
           next++;
           return c.enqueue(b.bytes);
         }
@@ -67,8 +66,7 @@ function bodyStream(job, url, stats) {
           let b = await store.read(next);
           if (!b && !job.result && !job.failure) {
             b = await fetchVerifiedBlock(url, store.manifest, next, job.ac.signal);
-            job.refetched += b.length;
-            stats.bytesFromHttp += b.length;
+            fromHttpAgain(b.length);
             store.put(next, b); // held again, for the result and for peers
           }
           if (b && !job.result) {
